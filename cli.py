@@ -1,0 +1,250 @@
+"""synth's command line: thin typer commands over the packages (nothing imports this module).
+
+Exit codes: 0 done; 1 the candidate was rejected, its run failed, or an export did not verify;
+2 bad input (usage, config value, missing file, corrupt or foreign run directory); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+                  help="synth: evolve neural-network optimizers for the caffeine attention benchmark.")
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+TRACK_HELP = "random_teacher, single_ar or mqar"
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def open_run(run_dir: Path):
+    from population.db import RunDB, RunDirError
+
+    try:
+        return RunDB.open(run_dir)
+    except RunDirError as err:
+        fail(str(err))
+
+
+# ---------------------------------------------------------------------------- tracks
+@app.command()
+def tracks(as_json: bool = typer.Option(False, "--json", help="Print the track settings as JSON.")) -> None:
+    """List the benchmark tracks with their settings and targets."""
+    from dataclasses import asdict
+
+    from evaluator.tracks import TRACKS
+
+    if as_json:
+        print_json({name: asdict(spec) for name, spec in TRACKS.items()})
+        return
+    table = Table(title="caffeine tracks (shared/benchmark/TRACKS.md)")
+    for col in ("track", "task", "train/eval samples", "batch", "steps", "eval every", "target", "what"):
+        table.add_column(col)
+    for spec in TRACKS.values():
+        target = f"MSE <= {spec.target_mse:g}" if spec.task == "regression" else f"accuracy >= {spec.target_accuracy:g}"
+        table.add_row(spec.name, spec.task, f"{spec.train_samples}/{spec.eval_samples}", str(spec.batch_size),
+                      str(spec.max_steps), str(spec.eval_every), target, spec.description)
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_file(
+    file: Path = typer.Argument(..., help="A Submission file (ours or anyone's)."),
+    track: str = typer.Option(..., "--track", "-t", help=TRACK_HELP),
+    steps: Optional[int] = typer.Option(None, min=1, help="Training steps (default: the track's 400)."),
+    seed_set: str = typer.Option("benchmark", help="'benchmark' or 'heldout-K' (all five seeds changed)."),
+    timeout: Optional[float] = typer.Option(None, help="Wall-clock limit in seconds (default per track)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result record only, as JSON."),
+) -> None:
+    """Score a Submission file on a track in the sandbox, exactly as the benchmark would."""
+    from evaluator.sandbox import Limits, Sandbox
+    from evaluator.tracks import get_track, seed_set as parse_seed_set
+    from synth.fitness import describe
+
+    try:
+        get_track(track)
+        parse_seed_set(seed_set)
+    except ValueError as err:
+        fail(str(err))
+    try:
+        source = file.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        fail(f"cannot read {file}: {err}")
+    with Sandbox(Limits(timeout_s=timeout)) as sandbox:
+        if not as_json:
+            with console.status(f"scoring {file.name} on {track} ({steps or get_track(track).max_steps} steps)"):
+                result = sandbox.evaluate(source, track, steps=steps, seed_set=seed_set, submission=file.stem)
+        else:
+            result = sandbox.evaluate(source, track, steps=steps, seed_set=seed_set, submission=file.stem)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        table = Table(title=f"{file.name} on {track} ({seed_set} seeds)", show_header=False)
+        table.add_row("outcome", result.outcome)
+        if result.outcome == "ok":
+            table.add_row("verdict", describe(result))
+            metric = "final_eval_mse" if get_track(track).task == "regression" else "final_eval_accuracy"
+            table.add_row(metric, repr(getattr(result, metric)))
+            table.add_row("curve", "  ".join(f"{p.step}:{p.metric:.4g}" for p in result.curve))
+            table.add_row("training wall time", f"{result.training_wall_time_s:.2f} s")
+            table.add_row("candidate total", f"{result.total_s:.2f} s")
+        console.print(table)
+    if result.outcome != "ok":
+        reason = (result.error or result.outcome).strip().splitlines()
+        fail(f"{result.outcome}: {reason[-1] if reason else ''}", EXIT_FAILED)
+
+
+# ---------------------------------------------------------------------------- evolve
+@app.command()
+def evolve(
+    track: Optional[str] = typer.Option(None, "--track", "-t", help=f"{TRACK_HELP} (default mqar)."),
+    generations: Optional[int] = typer.Option(None, "--generations", "-g", min=0, help="Generations to run (default 10)."),
+    population: Optional[int] = typer.Option(None, "--population", "-p", min=2, help="Alive candidates and children per generation (default 16)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="RNG seed: same seed, same run (without LLM)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", "-d", help="Run directory (default runs/TRACK-seedS). An existing one is resumed."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Parallel workers (default: one per core or per listed GPU)."),
+    devices: Optional[str] = typer.Option(None, help="'cpu' or 'cuda:0,cuda:1'."),
+    backend: Optional[str] = typer.Option(None, help="'local' (default) or 'ray'."),
+    address: Optional[str] = typer.Option(None, help="Ray address for --backend ray: 'auto' or 'ray://HOST:PORT'."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Training steps per candidate (default: the track's 400)."),
+    proxy_steps: Optional[int] = typer.Option(None, min=1, help="Fidelity cascade: score a short run first; only promising children get the full run."),
+    tournament: Optional[int] = typer.Option(None, min=1, help="Tournament size (default 4)."),
+    llm: Optional[List[str]] = typer.Option(None, "--llm", help="LLM for code edits, e.g. openai:MODEL, anthropic:MODEL, openai:MODEL@http://host:port/v1[,weight=2]. Repeat for an ensemble."),
+    llm_rate: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Share of children made by LLM operators."),
+    llm_budget: Optional[float] = typer.Option(None, min=0.0, help="LLM budget in USD; then genetic operators only."),
+    llm_budget_tokens: Optional[int] = typer.Option(None, min=0, help="LLM budget in tokens."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Directory whose templates override the packaged prompts."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with these settings (flags win)."),
+    timeout: Optional[float] = typer.Option(None, help="Per-candidate wall-clock limit in seconds."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view; print the summary only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the end-of-run summary as JSON."),
+) -> None:
+    """Evolve optimizers on a track; run again on the same --run-dir to resume."""
+    from population.db import RunDB, RunDirError
+    from synth.config import ConfigError, load_config
+    from synth.runner import run_evolution
+
+    overrides = dict(track=track, generations=generations, population=population, seed=seed, workers=workers,
+                     devices=devices, backend=backend, ray_address=address, steps=steps, proxy_steps=proxy_steps,
+                     tournament=tournament, llm=llm or None, llm_rate=llm_rate, llm_budget_usd=llm_budget,
+                     llm_budget_tokens=llm_budget_tokens, prompts_dir=str(prompts) if prompts else None,
+                     timeout_s=timeout)
+    try:
+        if run_dir is not None and (run_dir / "synth.db").exists():
+            db = RunDB.open(run_dir)
+            cfg = load_config(config, overrides, stored=db.config())
+            resumed = True
+        else:
+            cfg = load_config(config, overrides)
+            run_dir = run_dir or Path("runs") / f"{cfg.track}-seed{cfg.seed}"
+            db, resumed = RunDB.open_or_create(run_dir, cfg.model_dump())
+            if resumed:
+                cfg = load_config(config, overrides, stored=db.config())
+    except (ConfigError, RunDirError) as err:
+        fail(str(err))
+    with db:
+        try:
+            summary = run_evolution(db, cfg, run_dir, resumed, console=console, live=not (quiet or as_json))
+        except KeyboardInterrupt:
+            errors.print(f"interrupted: every finished evaluation is saved. Resume with: synth evolve --run-dir {run_dir}")
+            raise typer.Exit(EXIT_INTERRUPTED)
+    if as_json:
+        print_json(summary)
+
+
+# ---------------------------------------------------------------------------- show / lineage / export
+@app.command()
+def show(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    top: int = typer.Option(10, "--top", "-k", min=1, help="How many candidates."),
+    as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
+) -> None:
+    """The run's leaderboard, operator statistics and LLM spend."""
+    from synth.inspect import leaderboard, render_leaderboard
+
+    db = open_run(run_dir)
+    with db:
+        board = leaderboard(db, top)
+    if as_json:
+        print_json(board)
+    else:
+        render_leaderboard(console, board)
+
+
+@app.command()
+def lineage(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    candidate: Optional[int] = typer.Argument(None, help="Candidate id (default: the best)."),
+    diff: bool = typer.Option(False, "--diff", help="Show the code change along each edge."),
+    as_json: bool = typer.Option(False, "--json", help="Print the ancestry as JSON."),
+    dot: bool = typer.Option(False, "--dot", help="Print the ancestry graph as Graphviz DOT."),
+) -> None:
+    """Who begat whom: the ancestry of a candidate back to its seeds."""
+    from synth.inspect import ancestry, ancestry_dot, render_ancestry, resolve_candidate
+
+    db = open_run(run_dir)
+    with db:
+        try:
+            cand_id = resolve_candidate(db, candidate)
+        except ValueError as err:
+            fail(str(err))
+        chain = ancestry(db, cand_id)
+        if dot:
+            sys.stdout.write(ancestry_dot(db, cand_id))
+        elif as_json:
+            print_json(chain)
+        else:
+            render_ancestry(console, chain, with_diff=diff)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    candidate: Optional[int] = typer.Argument(None, help="Candidate id (default: the best)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory: submission.py, lineage.md, lineage.json."),
+    verify: bool = typer.Option(True, help="Re-score the file in the sandbox and check it matches the database."),
+) -> None:
+    """Write a winner as a benchmark-ready submission.py with its lineage."""
+    from synth.export import ExportMismatch, export_candidate
+    from synth.inspect import resolve_candidate
+
+    db = open_run(run_dir)
+    with db:
+        try:
+            cand_id = resolve_candidate(db, candidate)
+            with console.status(f"re-scoring candidate {cand_id} in the sandbox" if verify else "exporting"):
+                written = export_candidate(db, cand_id, out, verify=verify)
+        except ValueError as err:
+            fail(str(err))
+        except ExportMismatch as err:
+            fail(str(err), EXIT_FAILED)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,95 @@
+"""The benchmark's training loop, one screen long, faithful to TRACKS.md.
+
+`train` runs in whatever process calls it; isolation is the sandbox's job (evaluator/sandbox.py).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from datetime import datetime, timezone
+
+import torch
+import torch.nn.functional as F
+
+from evaluator.record import EvalPoint, EvalResult
+from evaluator.tracks import NUM_VALUES, TrackData
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or a parameter became NaN/inf: the run cannot recover, so stop early."""
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: TrackData) -> tuple[float, float]:
+    """(metric, loss) on the whole eval set: MSE twice for regression, (accuracy, cross-entropy) for recall."""
+    model.eval()
+    out = model(data.eval_x)
+    if data.spec.task == "regression":
+        mse = F.mse_loss(out, data.eval_y).item()
+        return mse, mse
+    accuracy = (out.argmax(dim=-1) == data.eval_y).float().mean().item()
+    loss = F.cross_entropy(out.reshape(-1, NUM_VALUES), data.eval_y.reshape(-1)).item()
+    return accuracy, loss
+
+
+def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submission: str = "") -> EvalResult:
+    """Trains the track's student with `optimizer_cls(model.parameters())` for `steps` steps."""
+    spec = data.spec
+    max_steps = steps or spec.max_steps
+    if max_steps > data.batch_indices.shape[0]:
+        raise ValueError(f"track data holds {data.batch_indices.shape[0]} batches, {max_steps} asked for")
+    regression = spec.task == "regression"
+    loss_fn = data.loss_fn
+
+    model = data.make_student()
+    optimizer = optimizer_cls(model.parameters())
+
+    initial_metric, initial_loss = evaluate(model, data)
+    curve = [EvalPoint(step=0, metric=initial_metric, loss=initial_loss)]
+    best = initial_metric
+    pass_step = None
+    last_loss = math.nan
+
+    started = time.perf_counter()
+    for step in range(1, max_steps + 1):
+        model.train()
+        indices = data.batch_indices[step - 1]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(data.train_x[indices]), data.train_y[indices])
+        loss.backward()
+        optimizer.step()
+        last_loss = loss.item()
+        if not math.isfinite(last_loss):
+            raise NonFiniteError(f"training loss became {last_loss} at step {step}")
+        if step % spec.eval_every == 0 or step == max_steps:
+            metric, eval_loss = evaluate(model, data)
+            curve.append(EvalPoint(step=step, metric=metric, loss=eval_loss))
+            best = min(best, metric) if regression else max(best, metric)
+            meets = metric <= spec.target_mse if regression else metric >= spec.target_accuracy
+            if pass_step is None and meets:
+                pass_step = step
+    wall = time.perf_counter() - started
+
+    final_metric, _ = evaluate(model, data)
+    if not all(torch.isfinite(p).all() for p in model.parameters()) or not math.isfinite(final_metric):
+        raise NonFiniteError("parameters are not finite after training")
+
+    metrics = dict(
+        initial_eval_mse=initial_metric, final_eval_mse=final_metric, best_eval_mse=best,
+    ) if regression else dict(
+        initial_eval_accuracy=initial_metric, final_eval_accuracy=final_metric, best_eval_accuracy=best,
+    )
+    return EvalResult(
+        submission=submission, track=spec.name, seed_set=data.seeds.name,
+        status="pass" if pass_step is not None else "fail",
+        steps=pass_step if pass_step is not None else max_steps,
+        max_steps=max_steps, eval_every=spec.eval_every, train_samples=spec.train_samples,
+        eval_samples=spec.eval_samples, batch_size=spec.batch_size,
+        target_mse=spec.target_mse, target_accuracy=spec.target_accuracy,
+        last_train_loss=last_loss, training_wall_time_s=wall, curve=curve,
+        torch=torch.__version__, device="cpu", platform=platform.platform(),
+        date_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **metrics,
+    )

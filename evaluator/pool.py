@@ -1,0 +1,100 @@
+"""Many warm workers at once: the local backend (one Sandbox per slot, a thread feeding each).
+
+A backend has one job: take (key, request) jobs, hand back (key, result) as each finishes.
+`evaluator.ray_backend` offers the same interface on a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from evaluator.probe import ProbeResult
+from evaluator.record import EvalResult
+from evaluator.sandbox import Limits, Sandbox
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    source: str
+    track: str
+    steps: int | None = None
+    seed_set: str = "benchmark"
+    submission: str = ""
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def parse_devices(devices: str, workers: int | None) -> list[str]:
+    """`cpu` -> one slot per core (or --workers); `cuda:0,cuda:1` -> one slot per listed GPU."""
+    names = [d.strip() for d in devices.split(",") if d.strip()]
+    if not names:
+        raise ValueError("--devices is empty: use 'cpu' or a list like 'cuda:0,cuda:1'")
+    for name in names:
+        if name != "cpu" and not (name.startswith("cuda:") and name[5:].isdigit()):
+            raise ValueError(f"unknown device {name!r}: use 'cpu' or 'cuda:N'")
+    if names == ["cpu"]:
+        return ["cpu"] * (workers or default_workers())
+    return [names[i % len(names)] for i in range(workers or len(names))]
+
+
+class LocalPool:
+    """One Sandbox per slot; a job goes to whichever slot is free. Thread-safe."""
+
+    def __init__(self, workers: int | None = None, limits: Limits = Limits(), devices: str = "cpu") -> None:
+        self.slots = [Sandbox(limits, device=d) for d in parse_devices(devices, workers)]
+        self.free: queue.Queue[Sandbox] = queue.Queue()
+        for slot in self.slots:
+            self.free.put(slot)
+        self.executor = ThreadPoolExecutor(max_workers=len(self.slots), thread_name_prefix="synth-slot")
+        self.lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return len(self.slots)
+
+    def _with_slot(self, fn, *args):
+        slot = self.free.get()
+        try:
+            return fn(slot, *args)
+        finally:
+            self.free.put(slot)
+
+    def submit_eval(self, job: EvalJob) -> Future:
+        return self.executor.submit(self._with_slot, lambda s, j: s.evaluate(
+            j.source, j.track, steps=j.steps, seed_set=j.seed_set, submission=j.submission), job)
+
+    def submit_probe(self, source: str) -> Future:
+        return self.executor.submit(self._with_slot, lambda s, src: s.probe(src), source)
+
+    def evaluate_many(self, jobs: Iterable[tuple[Any, EvalJob]]) -> Iterator[tuple[Any, EvalResult]]:
+        """Yields (key, result) in completion order."""
+        futures = {self.submit_eval(job): key for key, job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def probe(self, source: str) -> ProbeResult:
+        return self.submit_probe(source).result()
+
+    def warm(self, track: str, steps: int | None = None, seed_set: str = "benchmark") -> None:
+        """Builds the track's data in every worker at once."""
+        futures = [self.executor.submit(slot.warm, track, seed_set, steps) for slot in self.slots]
+        for future in futures:
+            future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        for slot in self.slots:
+            slot.close()
+
+    def __enter__(self) -> "LocalPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

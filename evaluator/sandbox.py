@@ -1,0 +1,170 @@
+"""The engine's handle on one warm worker: send a candidate's source, get a recorded outcome back.
+
+Candidate code never runs in the engine's process. The worker is started with a minimal,
+allowlisted environment (no API keys, tokens or secrets can be inherited), cut off from the
+network, in its own session; each candidate then runs in a fork of it (evaluator/worker.py).
+If the worker itself dies or stops answering, it is killed and replaced; the candidate gets a
+`crash` or `timeout` outcome, and the engine carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluator.policy import PolicyError, enforce
+from evaluator.probe import ProbeResult
+from evaluator.record import EvalResult
+from evaluator.tracks import get_track
+
+ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "LD_LIBRARY_PATH",
+                 "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "TMPDIR", "SYSTEMROOT")
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+DEFAULT_TIMEOUT_S = {"random_teacher": 1200.0, "single_ar": 60.0, "mqar": 60.0}
+PROBE_TIMEOUT_S = 10.0
+WORKER_GRACE_S = 120.0  # on top of a candidate's limit: data building, fork, reporting
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float | None = None  # None: the track's default
+    memory_mb: int | None = 4096  # address space a candidate may add on top of the worker's
+    check_policy: bool = True  # False only for tests that probe the second layer on its own
+
+    def timeout_for(self, track: str) -> float:
+        return self.timeout_s if self.timeout_s is not None else DEFAULT_TIMEOUT_S[track]
+
+
+def clean_environment(device: str = "cpu") -> dict[str, str]:
+    """What a worker may see of our environment: an allowlist, never the engine's secrets."""
+    env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+    existing = os.environ.get("PYTHONPATH")
+    env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + existing if existing else "")
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0",
+               SYNTH_DEVICE=device, HOME="/nonexistent")
+    return env
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class Sandbox:
+    """One warm worker. Not thread-safe: a pool gives each thread its own Sandbox."""
+
+    def __init__(self, limits: Limits = Limits(), device: str = "cpu") -> None:
+        self.limits = limits
+        self.device = device
+        self.proc: subprocess.Popen | None = None
+        self.network: str | None = None
+        self.restarts = 0
+
+    # ------------------------------------------------------------------ public
+    def evaluate(self, source: str, track: str, steps: int | None = None, seed_set: str = "benchmark",
+                 submission: str = "") -> EvalResult:
+        spec = get_track(track)
+        base = dict(track=track, seed_set=seed_set, submission=submission, max_steps=steps or spec.max_steps,
+                    eval_every=spec.eval_every, train_samples=spec.train_samples, eval_samples=spec.eval_samples,
+                    batch_size=spec.batch_size, target_mse=spec.target_mse, target_accuracy=spec.target_accuracy)
+        rejection = self._policy_error(source)
+        if rejection:
+            return EvalResult(**base, outcome="rejected", error=rejection)
+        timeout = self.limits.timeout_for(track)
+        request = dict(op="eval", source=source, track=track, steps=steps, seed_set=seed_set,
+                       submission=submission, timeout_s=timeout, memory_mb=self.limits.memory_mb)
+        payload = self._ask(request, timeout + WORKER_GRACE_S)
+        if payload.get("outcome", "ok") != "ok" or "track" not in payload:
+            return EvalResult(**base, outcome=payload.get("outcome", "crash"), error=payload.get("error"),
+                              total_s=payload.get("total_s", float("nan")))
+        return EvalResult.model_validate(payload)
+
+    def probe(self, source: str) -> ProbeResult:
+        """A few steps on a tiny problem: is the candidate alive, and what does it compute?"""
+        rejection = self._policy_error(source)
+        if rejection:
+            return ProbeResult(None, rejection)
+        payload = self._ask(dict(op="probe", source=source, timeout_s=PROBE_TIMEOUT_S,
+                                 memory_mb=self.limits.memory_mb), PROBE_TIMEOUT_S + WORKER_GRACE_S)
+        if payload.get("outcome", "ok") != "ok":
+            return ProbeResult(None, f"{payload.get('outcome', 'crash')}: {payload.get('error')}")
+        return ProbeResult(payload.get("fingerprint"), payload.get("probe_error"))
+
+    def warm(self, track: str, seed_set: str = "benchmark", steps: int | None = None) -> float:
+        """Builds a track's data in the worker ahead of the first candidate; returns the seconds it took."""
+        payload = self._ask(dict(op="warm", track=track, seed_set=seed_set, steps=steps), WORKER_GRACE_S * 10)
+        if not payload.get("ok"):
+            raise RuntimeError(f"worker could not build {track} data: {payload.get('error')}")
+        return payload["data_build_s"]
+
+    def close(self) -> None:
+        if self.proc is not None:
+            _kill(self.proc)
+            self.proc = None
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def _policy_error(self, source: str) -> str | None:
+        if not self.limits.check_policy:
+            return None
+        try:
+            enforce(source)
+        except PolicyError as err:
+            return f"policy: {err}"
+        return None
+
+    def _start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "evaluator.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=clean_environment(self.device), cwd="/", start_new_session=True)
+        hello = self._exchange({"op": "ping"}, 300.0)
+        self.network = hello.get("network")
+
+    def _ask(self, request: dict, deadline_s: float) -> dict:
+        """Sends a request; a worker that dies or hangs is replaced and the request reported failed."""
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+            return self._exchange(request, deadline_s)
+        except WorkerDied as err:
+            self.close()
+            self.restarts += 1
+            return {"outcome": "timeout" if "answer" in str(err) else "crash", "error": f"worker: {err}"}
+
+    def _exchange(self, request: dict, deadline_s: float) -> dict:
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as err:
+            raise WorkerDied(f"the worker process is gone ({err})") from None
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], deadline_s)
+        if not ready:
+            raise WorkerDied(f"no answer within {deadline_s:g} s")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise WorkerDied(f"the worker process exited ({self.proc.wait()})")
+        return json.loads(line)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream:
+            stream.close()

@@ -1,0 +1,98 @@
+"""The run's configuration: one pydantic model, from CLI flags and/or a TOML file, stored in the run DB."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_OPERATOR_WEIGHTS = {
+    "crossover": 2.0,
+    "mutate_subtree": 2.0,
+    "mutate_node": 2.0,
+    "mutate_insert": 1.0,
+    "mutate_shrink": 1.0,
+    "perturb_constants": 3.0,
+}
+
+# Fields that define what a run *is*; resuming with a different value would mix two experiments.
+IDENTITY_FIELDS = ("track", "seed", "population", "tournament", "elites", "steps", "seeds",
+                   "operator_weights", "proxy_steps")
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    track: Literal["random_teacher", "single_ar", "mqar"] = "mqar"
+    generations: int = Field(10, ge=0, description="generations of `population` children each")
+    population: int = Field(16, ge=2, description="alive candidates (aging evolution) and children per generation")
+    tournament: int = Field(4, ge=1)
+    elites: int = Field(2, ge=0, description="best-ever candidates kept alive after they age out")
+    seed: int = 0
+    steps: Optional[int] = Field(None, ge=1, description="training steps per candidate (default: the track's 400)")
+    seeds: Optional[list[str]] = Field(None, description="seed programs to start from (default: all)")
+    operator_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_OPERATOR_WEIGHTS))
+    max_proposal_tries: int = Field(8, ge=1, description="tries per child before giving up on a valid one")
+    proxy_steps: Optional[int] = Field(None, ge=1, description="fidelity cascade: short run gating the full one")
+    # where and how candidates run
+    workers: Optional[int] = Field(None, ge=1)
+    devices: str = "cpu"
+    backend: Literal["local", "ray"] = "local"
+    ray_address: Optional[str] = None
+    timeout_s: Optional[float] = Field(None, gt=0)
+    memory_mb: int = Field(4096, ge=64)
+    # LLM edits
+    llm: list[str] = Field(default_factory=list)
+    llm_rate: float = Field(0.0, ge=0.0, le=1.0)
+    llm_budget_usd: Optional[float] = Field(None, ge=0)
+    llm_budget_tokens: Optional[int] = Field(None, ge=0)
+    llm_level: Literal["program", "code", "mixed"] = "mixed"
+    prompts_dir: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunConfig":
+        if self.tournament > self.population:
+            raise ValueError(f"tournament ({self.tournament}) cannot exceed population ({self.population})")
+        if self.elites >= self.population:
+            raise ValueError(f"elites ({self.elites}) must be smaller than population ({self.population})")
+        unknown = set(self.operator_weights) - set(DEFAULT_OPERATOR_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown operators {sorted(unknown)}: known are {sorted(DEFAULT_OPERATOR_WEIGHTS)}")
+        return self
+
+
+class ConfigError(ValueError):
+    """A bad config value or file, said in one line."""
+
+
+def load_config(path: Path | None, overrides: dict, stored: dict | None = None) -> RunConfig:
+    """A TOML file (optional) overlaid with the flags the user actually gave.
+
+    When resuming, `stored` (the run's own config) is the base, and a file or flag that changes
+    what the run *is* (its track, seed, population...) is refused rather than silently mixed in.
+    """
+    values: dict = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+        values = values.get("evolve", values)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if stored is not None:
+        for name in IDENTITY_FIELDS:
+            if name in values and name in stored and values[name] != stored[name]:
+                raise ConfigError(
+                    f"this run was created with {name}={stored[name]!r}; you asked for {values[name]!r}. "
+                    f"Use a new --run-dir for a different experiment")
+        values = {**stored, **values}
+    try:
+        return RunConfig(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"bad config value for {where}: {first['msg']}") from None

@@ -1,0 +1,232 @@
+"""The evolution loop, top to bottom: who is alive -> make children -> score them -> record.
+
+Generational aging evolution: each generation proposes `population` children from the alive
+population (tournament selection), commits them *with the RNG state* in one transaction, then
+scores them on the worker pool. Because proposal happens only between commits and every
+evaluation is keyed by (candidate, track, seed set, steps), a run killed at any moment resumes
+exactly where it stopped: no finished evaluation is lost or repeated, and the candidates that
+follow are the ones the uninterrupted run would have made. Scores do not depend on which
+worker ran a candidate or in which order results came back, so a fixed `--seed` without LLM
+gives the same population whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from evaluator.pool import EvalJob
+from evaluator.record import EvalResult
+from population.db import RunDB
+from population.records import Candidate, Evaluation
+from population.selection import alive, select_parents
+from primitives.program import Program
+from primitives.seeds import seed_programs
+from synth.config import RunConfig
+from synth.fitness import describe, fitness
+from synth.variation import OPERATORS
+
+TWO_PARENT_OPERATORS = {"crossover", "llm_crossover"}
+
+
+@dataclass
+class Progress:
+    """What the live view shows; the engine updates it and calls `on_progress`."""
+
+    generation: int = 0
+    generations: int = 0
+    evaluations: int = 0
+    pending: int = 0
+    dedup_hits: int = 0
+    invalid: int = 0
+    failures: int = 0
+    best_id: Optional[int] = None
+    best_fitness: Optional[float] = None
+    best_text: str = ""
+    best_summary: str = ""
+    started: float = field(default_factory=time.time)
+    eval_seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def evals_per_minute(self) -> float:
+        elapsed = time.time() - self.started
+        return 60.0 * self.evaluations / elapsed if elapsed > 0 else 0.0
+
+
+def encode_rng(rng: random.Random) -> dict:
+    version, internal, gauss = rng.getstate()
+    return {"version": version, "internal": list(internal), "gauss": gauss}
+
+
+def decode_rng(state: dict) -> random.Random:
+    rng = random.Random()
+    rng.setstate((state["version"], tuple(state["internal"]), state["gauss"]))
+    return rng
+
+
+class Evolution:
+    def __init__(self, db: RunDB, config: RunConfig, pool, llm=None,
+                 on_progress: Callable[[Progress], None] = lambda p: None) -> None:
+        self.db = db
+        self.config = config
+        self.pool = pool
+        self.llm = llm  # synth.llm_operators.LLMVariation or None
+        self.on_progress = on_progress
+        self.progress = Progress(generations=config.generations)
+        self.rng = random.Random(config.seed)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> Progress:
+        state = self.db.get_state("engine")
+        if state is None:
+            self._commit(self._seed_candidates(), generation=0)
+        else:
+            self.rng = decode_rng(state["rng"])
+        self._refresh_progress()
+        self._score_pending()
+        generation = self.db.get_state("engine")["generation"]
+        while generation < self.config.generations:
+            generation += 1
+            self.progress.generation = generation
+            self._commit(self._propose(generation), generation)
+            self._score_pending()
+        return self.progress
+
+    def _commit(self, children: list[Candidate], generation: int) -> None:
+        self.db.commit_generation(children, {"generation": generation, "rng": encode_rng(self.rng)})
+        self._refresh_progress()
+
+    # ------------------------------------------------------------------ make children
+    def _seed_candidates(self) -> list[Candidate]:
+        programs = seed_programs()
+        names = self.config.seeds or list(programs)
+        unknown = [n for n in names if n not in programs]
+        if unknown:
+            raise ValueError(f"unknown seed programs {unknown}: known are {sorted(programs)}")
+        seeds = []
+        for name in names:
+            program = programs[name]
+            seeds.append(self._candidate(program, generation=0, parents=[], operator="seed",
+                                         params={"name": name}, batch=seeds))
+        return seeds
+
+    def _propose(self, generation: int) -> list[Candidate]:
+        scored = self.db.candidates(status="scored") + self.db.candidates(status="duplicate")
+        population = alive(sorted(scored, key=lambda c: c.id), self.config.population, self.config.elites)
+        if not population:
+            raise RuntimeError("no scored candidate is alive: every seed failed to evaluate")
+        children: list[Candidate] = []
+        for _ in range(self.config.population):
+            children.extend(self._one_child(population, generation, children))
+        return children
+
+    def _one_child(self, population: list[Candidate], generation: int, batch: list[Candidate]) -> list[Candidate]:
+        """Tries operators until a child passes the probe; failed tries are recorded as `invalid`."""
+        made: list[Candidate] = []
+        for _ in range(self.config.max_proposal_tries):
+            if self.llm is not None and self.llm.active and self.rng.random() < self.config.llm_rate:
+                child = self.llm.propose(self, population, generation, self.rng)
+                if child is None:
+                    continue
+            else:
+                operator = self._choose_operator()
+                n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
+                parents = select_parents(population, n_parents, self.config.tournament, self.rng)
+                program, params = OPERATORS[operator](self.rng, [Program.from_text(p.genome) for p in parents])
+                child = self._candidate(program, generation, [p.id for p in parents], operator, params, batch + made)
+            made.append(child)
+            if child.status != "invalid":
+                return made
+        return made
+
+    def _choose_operator(self) -> str:
+        names = sorted(self.config.operator_weights)
+        weights = [self.config.operator_weights[n] for n in names]
+        return self.rng.choices(names, weights=weights, k=1)[0]
+
+    def _candidate(self, program: Program, generation: int, parents: list[int], operator: str,
+                   params: dict, batch: list[Candidate], model: str | None = None) -> Candidate:
+        source = program.render(title=f"synth {self.config.track} candidate, operator {operator}")
+        return self.admit(Candidate(
+            generation=generation, kind="program", genome=program.to_text(), source=source, parents=parents,
+            operator=operator, operator_params=params, model=model, status="pending", created_at=time.time(),
+            timings={}), batch)
+
+    def admit(self, cand: Candidate, batch: list[Candidate]) -> Candidate:
+        """The probe: reject a dead child cheaply, and spot one that computes what another already does."""
+        started = time.perf_counter()
+        probe = self.pool.probe(cand.source)
+        cand.timings["probe_s"] = time.perf_counter() - started
+        if not probe.ok:
+            cand.status = "invalid"
+            cand.operator_params = {**cand.operator_params, "error": probe.error}
+            self.progress.invalid += 1
+            return cand
+        cand.fingerprint = probe.fingerprint
+        twin = self.db.find_by_fingerprint(probe.fingerprint)
+        if twin is not None:
+            cand.status, cand.duplicate_of, cand.fitness = "duplicate", twin.id, twin.fitness
+            self.progress.dedup_hits += 1
+        elif any(b.fingerprint == probe.fingerprint and b.status == "pending" for b in batch):
+            cand.status = "duplicate"  # of a sibling not scored yet: resolved after the batch is scored
+            self.progress.dedup_hits += 1
+        return cand
+
+    # ------------------------------------------------------------------ score them
+    def _score_pending(self) -> None:
+        while pending := self.db.pending():
+            self.progress.pending = len(pending)
+            self.on_progress(self.progress)
+            jobs = [(c.id, EvalJob(c.source, self.config.track, steps=self.config.steps,
+                                   submission=f"synth-{c.id}")) for c in pending]
+            for cand_id, result in self.pool.evaluate_many(jobs):
+                self.record(cand_id, result)
+            self._resolve_sibling_duplicates()
+        self._refresh_progress()
+
+    def record(self, cand_id: int, result: EvalResult) -> None:
+        fit = fitness(result)
+        self.db.add_evaluation(
+            Evaluation(candidate_id=cand_id, track=result.track, seed_set=result.seed_set,
+                       steps=result.max_steps, outcome=result.outcome, fitness=fit,
+                       result=result.model_dump(mode="json"), created_at=time.time()),
+            candidate_status="scored" if fit is not None else "failed", candidate_fitness=fit)
+        self.progress.evaluations += 1
+        self.progress.pending = max(0, self.progress.pending - 1)
+        self.progress.eval_seconds += result.total_s if result.total_s == result.total_s else 0.0
+        if fit is None:
+            self.progress.failures += 1
+        self._update_best()
+        self.on_progress(self.progress)
+
+    def _resolve_sibling_duplicates(self) -> None:
+        for dup in self.db.candidates(status="duplicate"):
+            if dup.duplicate_of is None and dup.fingerprint:
+                twin = self.db.find_by_fingerprint(dup.fingerprint)
+                if twin is not None:
+                    self.db.update_candidate(dup.id, duplicate_of=twin.id, fitness=twin.fitness)
+                else:  # the sibling it copied failed: score this one after all
+                    self.db.update_candidate(dup.id, status="pending")
+
+    def _refresh_progress(self) -> None:
+        p = self.progress
+        p.evaluations = len(self.db.evaluations())
+        p.failures = self.db.count("failed")
+        p.invalid = self.db.count("invalid")
+        p.dedup_hits = self.db.count("duplicate")
+        state = self.db.get_state("engine")
+        p.generation = state["generation"] if state else 0
+        self._update_best()
+
+    def _update_best(self) -> None:
+        top = self.db.top(1)
+        if top and top[0].fitness is not None:
+            best = top[0]
+            self.progress.best_id, self.progress.best_fitness = best.id, best.fitness
+            self.progress.best_text = best.genome or "(free-form code)"
+            evals = self.db.evaluations(candidate_id=best.duplicate_of or best.id)
+            if evals:
+                self.progress.best_summary = describe(EvalResult.model_validate(evals[0].result))

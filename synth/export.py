@@ -1,0 +1,89 @@
+"""Hand over a winner: the exact file that was scored, re-scored to prove it, with its lineage."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from evaluator.record import EvalResult
+from evaluator.sandbox import Sandbox
+from population.db import RunDB
+from synth.fitness import describe
+from synth.inspect import ancestry, heldout_summary, search_result
+
+
+class ExportMismatch(RuntimeError):
+    """The re-scored file disagrees with the database: something is not reproducible."""
+
+
+def same_score(a: EvalResult, b: EvalResult) -> bool:
+    def eq(x: float, y: float) -> bool:
+        return (math.isnan(x) and math.isnan(y)) or x == y
+
+    return (a.outcome == b.outcome and a.status == b.status and a.steps == b.steps
+            and eq(a.final_eval_mse, b.final_eval_mse) and eq(a.final_eval_accuracy, b.final_eval_accuracy))
+
+
+def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True) -> list[Path]:
+    cand = db.get_candidate(cand_id)
+    if cand.status == "duplicate" and cand.duplicate_of is not None:
+        cand = db.get_candidate(cand.duplicate_of)  # the twin that was actually scored
+    stored = search_result(db, cand)
+    if stored is None or stored.outcome != "ok":
+        raise ValueError(f"candidate {cand.id} has no successful evaluation to export")
+    config = db.config()
+    rescored = None
+    if verify:
+        with Sandbox() as sandbox:
+            rescored = sandbox.evaluate(cand.source, config["track"], steps=config.get("steps"),
+                                        submission=f"synth-{cand.id}")
+        if not same_score(stored, rescored):
+            raise ExportMismatch(
+                f"candidate {cand.id} re-scored as {describe(rescored)} "
+                f"(final {rescored.final_metric()!r}) but the database holds {describe(stored)} "
+                f"(final {stored.final_metric()!r}); not exported")
+
+    out.mkdir(parents=True, exist_ok=True)
+    chain = ancestry(db, cand.id)
+    record = {
+        "candidate": cand.id, "track": config["track"], "run_seed": config.get("seed"),
+        "benchmark_result": stored.benchmark_record(), "curve": [p.model_dump() for p in stored.curve],
+        "verified_by_rescoring": rescored is not None, "heldout": heldout_summary(db, cand.id),
+        "compliance": db.get_state(f"compliance/{cand.id}"), "horizon": db.get_state(f"horizon/{cand.id}"),
+        "lineage": [{k: v for k, v in row.items() if k != "code"} for row in chain],
+    }
+    paths = [out / "submission.py", out / "lineage.json", out / "lineage.md"]
+    paths[0].write_text(cand.source)
+    paths[1].write_text(json.dumps(record, indent=2, default=lambda v: None) + "\n")
+    paths[2].write_text(lineage_markdown(record, chain, cand.genome))
+    return paths
+
+
+def lineage_markdown(record: dict, chain: list[dict], genome: str | None) -> str:
+    res = record["benchmark_result"]
+    lines = [f"# synth candidate #{record['candidate']} on {record['track']}", ""]
+    lines += [f"- benchmark verdict: **{chain[-1]['verdict']}** (status {res['status']}, steps {res['steps']}, "
+              f"final eval accuracy {res['final_eval_accuracy']}, final eval MSE {res['final_eval_mse']})",
+              f"- re-scored in a fresh sandbox before export: {'yes, identical' if record['verified_by_rescoring'] else 'no'}",
+              "- eval curve: " + ", ".join(f"{p['step']}: {p['metric']:.4g}" for p in record["curve"])]
+    held = record.get("heldout")
+    if held:
+        lines.append(f"- held-out seed sets (k={held['k']}): mean {held['mean']:.6g}, std {held['std']:.3g}")
+    if record.get("horizon"):
+        lines.append("- horizon sensitivity: " + ", ".join(f"{k} steps: {v}" for k, v in record["horizon"].items()))
+    if record.get("compliance"):
+        lines.append("- compliance: " + ", ".join(f"{k}: {v.get('verdict', v)}" for k, v in record["compliance"].items()))
+    if genome:
+        lines += ["", "## Program", "", "```", genome.strip(), "```"]
+    lines += ["", "## Lineage (seed first)", "", "| id | gen | operator | parents | fitness | verdict |",
+              "|---|---|---|---|---|---|"]
+    for row in chain:
+        op = row["operator"] + (f" ({row['model']})" if row.get("model") else "")
+        fit = f"{row['fitness']:.4f}" if row["fitness"] is not None else "-"
+        lines.append(f"| {row['id']} | {row['generation']} | {op} | {','.join(map(str, row['parents'])) or '-'} "
+                     f"| {fit} | {row['verdict']} |")
+    for row in chain[1:]:
+        lines += ["", f"### #{row['parents'][0]} -> #{row['id']} ({row['operator']}, {row['verdict']})", "",
+                  "```diff", row["diff"].rstrip() or "(no textual change)", "```"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,45 @@
+"""One number per evaluation, higher is better, that orders candidates the way the benchmark does.
+
+- random_teacher: the benchmark ranks by final eval MSE, so fitness = -log10(final MSE)
+  (58.3 -> -1.77, 0.198 -> 0.70); the log keeps selection pressure alive across decades.
+- single_ar / mqar: pass beats fail; among passes fewer steps wins; among fails higher final
+  accuracy wins (the benchmark's own order). Both then break ties with the area under the eval
+  accuracy curve, so two candidates that pass at the same eval point, or fail at the same
+  accuracy, still differ:
+      pass: 1 + (max_steps - steps) / max_steps + 0.01 * auc      in [1, 2)
+      fail: 0.99 * final_accuracy + 0.01 * auc                      in [0, 1)
+"""
+
+from __future__ import annotations
+
+import math
+
+from evaluator.record import EvalResult
+
+
+def accuracy_auc(result: EvalResult) -> float:
+    """Mean eval accuracy over the eval points after step 0: high early and staying high scores well."""
+    points = [p.metric for p in result.curve if p.step > 0]
+    return sum(points) / len(points) if points else 0.0
+
+
+def fitness(result: EvalResult) -> float | None:
+    if result.outcome != "ok":
+        return None
+    if not math.isnan(result.final_eval_mse):
+        return -math.log10(max(result.final_eval_mse, 1e-30))
+    auc = accuracy_auc(result)
+    if result.status == "pass":
+        return 1.0 + (result.max_steps - result.steps) / result.max_steps + 0.01 * auc
+    return 0.99 * result.final_eval_accuracy + 0.01 * auc
+
+
+def describe(result: EvalResult) -> str:
+    """The benchmark's own verdict in a few words: `pass @ 150`, `fail 0.918`, `MSE 58.3`."""
+    if result.outcome != "ok":
+        return result.outcome
+    if not math.isnan(result.final_eval_mse):
+        return f"MSE {result.final_eval_mse:.4g}"
+    if result.status == "pass":
+        return f"pass @ {result.steps}"
+    return f"fail {result.final_eval_accuracy:.4f}"

@@ -1,0 +1,156 @@
+"""Reading a run: the leaderboard, a candidate's ancestry, the code change along each edge."""
+
+from __future__ import annotations
+
+import difflib
+import statistics
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from evaluator.record import EvalResult
+from population.db import RunDB
+from population.records import Candidate
+from synth.fitness import describe
+
+
+def resolve_candidate(db: RunDB, candidate: int | None) -> int:
+    if candidate is None:
+        top = [c for c in db.top(50) if c.status == "scored"]
+        if not top:
+            raise ValueError("this run has no scored candidate yet")
+        return top[0].id
+    if db.get_candidate(candidate) is None:
+        raise ValueError(f"no candidate {candidate} in this run")
+    return candidate
+
+
+def search_result(db: RunDB, cand: Candidate) -> EvalResult | None:
+    """The candidate's score on the run's own track and seeds (a duplicate shares its twin's)."""
+    track = db.config()["track"]
+    for ev in db.evaluations(candidate_id=cand.duplicate_of or cand.id, track=track, seed_set="benchmark"):
+        return EvalResult.model_validate(ev.result)
+    return None
+
+
+def heldout_summary(db: RunDB, cand_id: int) -> dict | None:
+    """Mean and std of the track metric over held-out seed sets, when they were scored."""
+    track = db.config()["track"]
+    values = []
+    for ev in db.evaluations(candidate_id=cand_id, track=track):
+        if ev.seed_set.startswith("heldout-") and ev.outcome == "ok":
+            values.append(EvalResult.model_validate(ev.result).final_metric())
+    if not values:
+        return None
+    return {"k": len(values), "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def candidate_row(db: RunDB, cand: Candidate) -> dict:
+    result = search_result(db, cand)
+    return {
+        "id": cand.id, "generation": cand.generation, "operator": cand.operator, "model": cand.model,
+        "parents": cand.parents, "status": cand.status, "fitness": cand.fitness,
+        "verdict": describe(result) if result else cand.status,
+        "benchmark": result.benchmark_record() if result else None,
+        "heldout": heldout_summary(db, cand.id),
+        "genome": cand.genome,
+    }
+
+
+def leaderboard(db: RunDB, k: int) -> dict:
+    top = [c for c in db.top(k * 4 + 10) if c.status == "scored"][:k]
+    return {
+        "track": db.config()["track"],
+        "top": [candidate_row(db, c) for c in top],
+        "operators": db.operator_stats(),
+        "llm": db.llm_totals(),
+        "counts": {s: db.count(s) for s in ("scored", "failed", "duplicate", "invalid", "pending")},
+    }
+
+
+def render_leaderboard(console: Console, board: dict) -> None:
+    table = Table(title=f"leaderboard{' - ' + board['track'] if board.get('track') else ''}")
+    for col in ("rank", "id", "gen", "operator", "fitness", "verdict", "held-out mean ± std"):
+        table.add_column(col)
+    for rank, row in enumerate(board["top"], 1):
+        held = row["heldout"]
+        held_text = f"{held['mean']:.4g} ± {held['std']:.2g} (k={held['k']})" if held else "-"
+        op = row["operator"] + (f" ({row['model']})" if row["model"] else "")
+        table.add_row(str(rank), str(row["id"]), str(row["generation"]), op,
+                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"], held_text)
+    console.print(table)
+    if board.get("counts"):
+        console.print("  ".join(f"{k}: {v}" for k, v in board["counts"].items()), highlight=False)
+    ops = Table(title="operators")
+    for col in ("operator", "children", "scored", "failed", "duplicates", "improved", "mean Δ fitness"):
+        ops.add_column(col)
+    for row in board["operators"]:
+        mean = row.get("mean_delta")
+        ops.add_row(row["operator"], *(str(row.get(k, 0)) for k in ("children", "scored", "failed", "duplicates", "improved")),
+                    f"{mean:+.4f}" if isinstance(mean, (int, float)) else "-")
+    console.print(ops)
+    llm = board.get("llm") or {}
+    if llm.get("calls"):
+        console.print(f"LLM: {llm['calls']} calls, {llm.get('tokens_in', 0)} tokens in, "
+                      f"{llm.get('tokens_out', 0)} out, ${llm.get('cost_usd', 0):.4f}", highlight=False)
+
+
+def ancestry(db: RunDB, cand_id: int) -> list[dict]:
+    """The first-parent chain from the seed down to the candidate, each step with its score."""
+    chain = list(reversed(db.lineage(cand_id)))
+    rows, previous = [], None
+    for cand in chain:
+        row = candidate_row(db, cand)
+        row["diff"] = edge_diff(previous, cand) if previous else ""
+        row["code"] = cand.genome or cand.source
+        rows.append(row)
+        previous = cand
+    return rows
+
+
+def edge_diff(parent: Candidate, child: Candidate) -> str:
+    """What the operator changed: program text when both have it, else the Python file."""
+    if parent.genome and child.genome:
+        before, after, name = parent.genome, child.genome, "program"
+    else:
+        before, after, name = parent.source, child.source, "submission.py"
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                        f"#{parent.id}/{name}", f"#{child.id}/{name}"))
+
+
+def render_ancestry(console: Console, chain: list[dict], with_diff: bool) -> None:
+    table = Table(title=f"lineage of #{chain[-1]['id']}" if chain else "lineage")
+    for col in ("id", "gen", "operator", "parents", "fitness", "verdict"):
+        table.add_column(col)
+    for row in chain:
+        op = row["operator"] + (f" ({row['model']})" if row["model"] else "")
+        table.add_row(str(row["id"]), str(row["generation"]), op, ",".join(map(str, row["parents"])) or "-",
+                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"])
+    console.print(table)
+    if with_diff:
+        for row in chain[1:]:
+            console.rule(f"#{row['parents'][0]} -> #{row['id']}  {row['operator']}  {row['verdict']}")
+            console.print(Syntax(row["diff"] or "(no textual change)", "diff", theme="ansi_dark"))
+
+
+def ancestry_dot(db: RunDB, cand_id: int) -> str:
+    """Every ancestor through every parent, as a Graphviz digraph (operator on each edge)."""
+    nodes = db.ancestors(cand_id)
+    nodes[cand_id] = db.get_candidate(cand_id)
+    lines = ["digraph lineage {", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
+    for cid in sorted(nodes):
+        cand = nodes[cid]
+        result = search_result(db, cand)
+        label = f"#{cid} gen {cand.generation}\\n{describe(result) if result else cand.status}"
+        style = ', style=filled, fillcolor="#c8f7c5"' if cid == cand_id else ""
+        lines.append(f'  n{cid} [label="{label}"{style}];')
+    for cid in sorted(nodes):
+        cand = nodes[cid]
+        op = cand.operator + (f" ({cand.model})" if cand.model else "")
+        for parent in cand.parents:
+            if parent in nodes:
+                lines.append(f'  n{parent} -> n{cid} [label="{op}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,157 @@
+"""Hostile candidates driven through the real sandbox: each is contained and recorded, never raised."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from evaluator.sandbox import Limits, Sandbox
+from tests.conftest import ADAMW_SUBMISSION, HOSTILE
+
+STEPS = 5  # a few real steps on single_ar: enough to reach the candidate's step()
+
+
+def optimizer_with_step(body: str, init: str = "") -> str:
+    """A minimal Submission whose step() runs `body` (indented by the caller's needs)."""
+    return (
+        "import torch\n\n\n"
+        "class Submission(torch.optim.Optimizer):\n"
+        "    def __init__(self, params):\n"
+        "        super().__init__(params, dict(lr=0.01))\n" + init +
+        "\n    @torch.no_grad()\n"
+        "    def step(self, closure=None):\n" + "".join(f"        {line}\n" for line in body.splitlines())
+    )
+
+
+@pytest.fixture(scope="module")
+def raw_sandbox(tmp_path_factory):
+    """The second layer alone: policy off, so hostile code actually runs and must be contained."""
+    import os
+
+    os.environ["OPENAI_API_KEY"] = "sk-engine-secret-123"
+    os.environ["HF_TOKEN"] = "hf-engine-token-456"
+    try:
+        with Sandbox(Limits(timeout_s=3, memory_mb=1024, check_policy=False)) as sandbox:
+            sandbox.warm("single_ar")
+            yield sandbox
+    finally:
+        del os.environ["OPENAI_API_KEY"], os.environ["HF_TOKEN"]
+
+
+def test_infinite_loop_is_killed_at_the_limit(raw_sandbox):
+    result = raw_sandbox.evaluate(optimizer_with_step("while True:\n    pass"), "single_ar", steps=STEPS)
+    assert result.outcome == "timeout"
+    assert "3 s" in result.error
+    assert 3 <= result.total_s < 10
+
+
+def test_50_gb_allocation_is_stopped(raw_sandbox):
+    result = raw_sandbox.evaluate(optimizer_with_step("x = torch.empty(50 * 2**30 // 4 * 4, dtype=torch.float32)"),
+                                  "single_ar", steps=STEPS)
+    assert result.outcome == "oom", result.error
+
+
+def test_engine_secrets_are_invisible(raw_sandbox):
+    body = ("import os\n"
+            "seen = {k: v for k, v in os.environ.items() if 'KEY' in k or 'TOKEN' in k}\n"
+            "raise RuntimeError('seen=' + repr(seen) + ' home=' + os.environ.get('HOME', ''))")
+    result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
+    assert result.outcome == "crash"
+    assert "seen={}" in result.error
+    assert "sk-engine-secret" not in result.error and "hf-engine-token" not in result.error
+
+
+def test_engine_environ_cannot_be_read_through_proc(raw_sandbox):
+    import os
+
+    body = f"open('/proc/{os.getpid()}/environ').read()"
+    result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
+    assert result.outcome == "rejected"
+    assert "environ" in result.error
+
+
+def test_socket_connection_fails_and_reaches_nobody(raw_sandbox):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    body = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)"
+    result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
+    assert result.outcome == "rejected"
+    assert "socket" in result.error
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nobody ever connected
+    listener.close()
+
+
+def test_raise_records_the_traceback_tail(raw_sandbox):
+    result = raw_sandbox.evaluate(optimizer_with_step("raise ValueError('boom from the candidate')"),
+                                  "single_ar", steps=STEPS)
+    assert result.outcome == "crash"
+    assert "ValueError: boom from the candidate" in result.error
+    assert 'File "submission.py"' in result.error
+
+
+def test_nan_parameters_are_nonfinite(raw_sandbox):
+    body = "for group in self.param_groups:\n    for p in group['params']:\n        p.fill_(float('nan'))"
+    result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
+    assert result.outcome == "nonfinite"
+    assert "step 1" in result.error
+
+
+def test_writing_outside_scratch_is_blocked(raw_sandbox, tmp_path):
+    target = tmp_path / "escaped.txt"
+    result = raw_sandbox.evaluate(optimizer_with_step(f"open({str(target)!r}, 'w').write('x')"),
+                                  "single_ar", steps=STEPS)
+    assert result.outcome == "rejected"
+    assert not target.exists()
+
+
+def test_spawning_a_process_is_blocked(raw_sandbox):
+    body = "import subprocess\nsubprocess.run(['true'])"
+    result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
+    assert result.outcome == "rejected"
+    assert "subprocess" in result.error
+
+
+def test_engine_survives_and_still_scores_faithfully(raw_sandbox):
+    """After every hostile candidate above, the same worker scores AdamW like a fresh one."""
+    survivor = raw_sandbox.evaluate(ADAMW_SUBMISSION, "single_ar", steps=50)
+    with Sandbox() as fresh:
+        reference = fresh.evaluate(ADAMW_SUBMISSION, "single_ar", steps=50)
+    assert survivor.outcome == "ok"
+    assert survivor.final_eval_accuracy == reference.final_eval_accuracy
+    assert survivor.last_train_loss == reference.last_train_loss
+
+
+def test_a_killed_worker_is_replaced(raw_sandbox):
+    import os
+    import signal
+
+    raw_sandbox.evaluate(ADAMW_SUBMISSION, "single_ar", steps=1)
+    os.killpg(raw_sandbox.proc.pid, signal.SIGKILL)
+    raw_sandbox.proc.wait()
+    result = raw_sandbox.evaluate(ADAMW_SUBMISSION, "single_ar", steps=STEPS)
+    assert result.outcome == "ok"
+
+
+# ------------------------------------------------------------------ the first layer: policy
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(Limits(timeout_s=10)) as box:
+        yield box
+
+
+def test_teacher_reconstruction_from_seed_1729_is_rejected(sandbox):
+    result = sandbox.evaluate((HOSTILE / "teacher_from_seed_1729.py").read_text(), "random_teacher", steps=2)
+    assert result.outcome == "rejected"
+    assert result.error.startswith("policy: line ")
+    assert sandbox.proc is None  # rejected statically: nothing was even started
+
+
+def test_two_argument_constructor_is_rejected_with_the_contract_rule(sandbox):
+    result = sandbox.evaluate((HOSTILE / "two_arg_constructor.py").read_text(), "single_ar", steps=2)
+    assert result.outcome == "rejected"
+    assert "contract-init" in result.error
