@@ -57,16 +57,11 @@ def _audit(scratch: str):
     scratch = os.path.realpath(scratch)
     inside = [False]
 
-    def candidate_on_stack() -> bool:
+    def candidate_calls() -> bool:
         """Torch's own code takes frames (manual_seed formats a stack); only the candidate may not."""
         inside[0] = True
         try:
-            frame = sys._getframe(2)
-            while frame is not None:
-                if frame.f_code.co_filename == CANDIDATE_FILENAME:
-                    return True
-                frame = frame.f_back
-            return False
+            return sys._getframe(2).f_code.co_filename == CANDIDATE_FILENAME
         finally:
             inside[0] = False
 
@@ -76,7 +71,7 @@ def _audit(scratch: str):
         if event == "open":
             _check_open(args, scratch)
             return
-        if event == "sys._getframe" and not candidate_on_stack():
+        if event == "sys._getframe" and not candidate_calls():
             return
         if event == "sys._getframe" or event.startswith(BLOCKED_EVENTS):
             message = f"sandbox blocked {event}"
@@ -131,3 +126,36 @@ def _virtual_memory_bytes() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+# What the harness relies on and a step must leave alone. Compared by identity before and after a run.
+def _watched() -> dict[str, object]:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from evaluator import tracks
+
+    watched = {
+        "torch.nn.functional.mse_loss": F.mse_loss, "torch.nn.functional.cross_entropy": F.cross_entropy,
+        "torch.softmax": torch.softmax, "torch.nn.Module.__call__": nn.Module.__call__,
+        "torch.Tensor.backward": torch.Tensor.backward, "torch.Tensor.argmax": torch.Tensor.argmax,
+        "torch.Tensor.item": torch.Tensor.item, "torch.optim.Optimizer.zero_grad": torch.optim.Optimizer.zero_grad,
+        "torch.nn.MultiheadAttention.forward": nn.MultiheadAttention.forward,
+        "torch.nn.Embedding.forward": nn.Embedding.forward, "torch.nn.Linear.forward": nn.Linear.forward,
+    }
+    for name in ("AttentionRegressor", "AssociativeRecall"):
+        cls = getattr(tracks, name)
+        watched[f"{name}.forward"] = cls.forward
+        watched[f"{name} attributes"] = tuple(sorted(vars(cls)))
+    return watched
+
+
+def integrity_snapshot() -> dict[str, object]:
+    return _watched()
+
+
+def integrity_changes(before: dict[str, object]) -> list[str]:
+    """Names of what the run changed: patched harness functions, new attributes on the model classes."""
+    after = integrity_snapshot()
+    return [name for name, value in before.items() if not (value is after[name] or value == after[name])]

@@ -34,7 +34,20 @@ def evaluate(model: torch.nn.Module, data: TrackData) -> tuple[float, float]:
     return accuracy, loss
 
 
-def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submission: str = "") -> EvalResult:
+def noisy_gradients(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """Replaces every gradient by Gaussian noise of the same norm: a compliance probe, never used to score.
+
+    An optimizer that still drives the eval metric down without real gradients is not learning
+    from the data it was given (the seed-1729 teacher reconstruction is the textbook case).
+    """
+    for p in model.parameters():
+        if p.grad is not None:
+            noise = torch.randn(p.grad.shape, generator=gen, dtype=p.grad.dtype)
+            p.grad = noise * (p.grad.norm() / noise.norm().clamp_min(1e-12))
+
+
+def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submission: str = "",
+          gradient_noise_seed: int | None = None) -> EvalResult:
     """Trains the track's student with `optimizer_cls(model.parameters())` for `steps` steps."""
     spec = data.spec
     max_steps = steps or spec.max_steps
@@ -44,7 +57,9 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
     loss_fn = data.loss_fn
 
     model = data.make_student()
+    rng_after_init = torch.get_rng_state()  # a legitimate optimizer never moves it from here
     optimizer = optimizer_cls(model.parameters())
+    noise = torch.Generator().manual_seed(gradient_noise_seed) if gradient_noise_seed is not None else None
 
     initial_metric, initial_loss = evaluate(model, data)
     curve = [EvalPoint(step=0, metric=initial_metric, loss=initial_loss)]
@@ -59,6 +74,8 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(data.train_x[indices]), data.train_y[indices])
         loss.backward()
+        if noise is not None:
+            noisy_gradients(model, noise)
         optimizer.step()
         last_loss = loss.item()
         if not math.isfinite(last_loss):
@@ -89,6 +106,7 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
         eval_samples=spec.eval_samples, batch_size=spec.batch_size,
         target_mse=spec.target_mse, target_accuracy=spec.target_accuracy,
         last_train_loss=last_loss, training_wall_time_s=wall, curve=curve,
+        global_rng_used=not torch.equal(rng_after_init, torch.get_rng_state()),
         torch=torch.__version__, device="cpu", platform=platform.platform(),
         date_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **metrics,

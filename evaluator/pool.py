@@ -25,6 +25,7 @@ class EvalJob:
     steps: int | None = None
     seed_set: str = "benchmark"
     submission: str = ""
+    gradient_noise_seed: int | None = None  # compliance probe: train on noise instead of gradients
 
 
 def default_workers() -> int:
@@ -42,6 +43,11 @@ def parse_devices(devices: str, workers: int | None) -> list[str]:
     if names == ["cpu"]:
         return ["cpu"] * (workers or default_workers())
     return [names[i % len(names)] for i in range(workers or len(names))]
+
+
+def run_job(sandbox: Sandbox, job: EvalJob) -> EvalResult:
+    return sandbox.evaluate(job.source, job.track, steps=job.steps, seed_set=job.seed_set,
+                            submission=job.submission, gradient_noise_seed=job.gradient_noise_seed)
 
 
 class LocalPool:
@@ -67,8 +73,7 @@ class LocalPool:
             self.free.put(slot)
 
     def submit_eval(self, job: EvalJob) -> Future:
-        return self.executor.submit(self._with_slot, lambda s, j: s.evaluate(
-            j.source, j.track, steps=j.steps, seed_set=j.seed_set, submission=j.submission), job)
+        return self.executor.submit(self._with_slot, run_job, job)
 
     def submit_probe(self, source: str) -> Future:
         return self.executor.submit(self._with_slot, lambda s, src: s.probe(src), source)

@@ -50,6 +50,7 @@ class EvalResult(BaseModel):
     setup_s: float = NAN  # candidate process start to first step (fork, import, model build)
     total_s: float = NAN  # the candidate's whole life as the worker saw it
     data_build_s: float = NAN  # paid once per worker, reported for the record
+    global_rng_used: bool = False  # the candidate drew from or reseeded torch's global RNG
 
     @property
     def scored(self) -> bool:

@@ -68,7 +68,7 @@ class Sandbox:
 
     # ------------------------------------------------------------------ public
     def evaluate(self, source: str, track: str, steps: int | None = None, seed_set: str = "benchmark",
-                 submission: str = "") -> EvalResult:
+                 submission: str = "", gradient_noise_seed: int | None = None) -> EvalResult:
         spec = get_track(track)
         base = dict(track=track, seed_set=seed_set, submission=submission, max_steps=steps or spec.max_steps,
                     eval_every=spec.eval_every, train_samples=spec.train_samples, eval_samples=spec.eval_samples,
@@ -78,7 +78,8 @@ class Sandbox:
             return EvalResult(**base, outcome="rejected", error=rejection)
         timeout = self.limits.timeout_for(track)
         request = dict(op="eval", source=source, track=track, steps=steps, seed_set=seed_set,
-                       submission=submission, timeout_s=timeout, memory_mb=self.limits.memory_mb)
+                       submission=submission, timeout_s=timeout, memory_mb=self.limits.memory_mb,
+                       gradient_noise_seed=gradient_noise_seed)
         payload = self._ask(request, timeout + WORKER_GRACE_S)
         if payload.get("outcome", "ok") != "ok" or "track" not in payload:
             return EvalResult(**base, outcome=payload.get("outcome", "crash"), error=payload.get("error"),

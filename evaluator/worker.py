@@ -33,6 +33,7 @@ from evaluator.probe import run_probe  # noqa: E402
 from evaluator.tracks import build_track_data, get_track, seed_set  # noqa: E402
 
 TRACEBACK_TAIL_LINES = 12
+DATA_CACHE_SIZE = 3  # track datasets a worker keeps (random_teacher's is ~700 MB)
 
 
 class Worker:
@@ -51,7 +52,11 @@ class Worker:
         spec = get_track(track)
         rows = max(spec.max_steps, steps or 0)
         key = (track, seeds, rows)
-        if key not in self.data:
+        if key in self.data:
+            self.data[key] = self.data.pop(key)  # most recently used last
+        else:
+            while len(self.data) >= DATA_CACHE_SIZE:
+                self.data.pop(next(iter(self.data)))
             self.data[key] = build_track_data(spec, seed_set(seeds), max_steps=rows)
             train(lambda params: torch.optim.SGD(params, lr=0.0), self.data[key], steps=1)  # warm the loop's path
         return self.data[key]
@@ -67,9 +72,10 @@ class Worker:
         if op == "eval":
             data = self.track_data(request["track"], request.get("seed_set", "benchmark"), request.get("steps"))
             steps, name = request.get("steps"), request.get("submission", "")
-            payload = self.isolated(
-                lambda optimizer_cls: train(optimizer_cls, data, steps=steps, submission=name).model_dump(mode="json"),
-                request)
+            noise_seed = request.get("gradient_noise_seed")
+            payload = self.isolated(lambda optimizer_cls: train(
+                optimizer_cls, data, steps=steps, submission=name, gradient_noise_seed=noise_seed,
+            ).model_dump(mode="json"), request)
             payload["data_build_s"] = data.build_seconds
             return payload
         if op == "probe":
@@ -123,13 +129,17 @@ class Worker:
         optimizer_cls = namespace.get("Submission")
         if optimizer_cls is None:
             return {"outcome": "rejected", "error": "the file defines no Submission class"}
-        rng_before = torch.get_rng_state()
+        before = confine.integrity_snapshot()
         setup = time.perf_counter() - started
-        payload = job(optimizer_cls)
+        try:
+            payload = job(optimizer_cls)
+        finally:  # a patched harness usually breaks the run: the patch, not the crash, is the verdict
+            changed = confine.integrity_changes(before)
+            if changed:
+                confine.violations.append(f"monkeypatch: the candidate changed {', '.join(changed)}")
         if confine.violations:
             return {"outcome": "rejected", "error": confine.violations[0]}
         payload["setup_s"] = setup
-        payload["global_rng_touched"] = not torch.equal(rng_before, torch.get_rng_state())
         return payload
 
 

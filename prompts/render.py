@@ -49,8 +49,10 @@ def render(operator: str, ctx: PromptContext, level: Level, templates_dir: Path 
         raise ValueError(f"unknown level {level!r}: use 'program' or 'code'")
     if level == "program" and ctx.parent.program is None:
         raise ValueError(f"candidate {ctx.parent.id} is code-only: it has no program text to edit at the program level")
-    if operator == "crossover" and ctx.other is None:
+    if "crossover" in (operator, repair_of) and ctx.other is None:
         raise ValueError("crossover needs a second parent (PromptContext.other)")
+    if level == "program" and "crossover" in (operator, repair_of) and ctx.other.program is None:
+        raise ValueError(f"candidate {ctx.other.id} is code-only: crossover at the program level needs two programs")
     folder = Path(templates_dir) if templates_dir is not None else None
     if folder is not None and not folder.is_dir():
         raise ValueError(f"prompts directory {folder} does not exist")
@@ -93,7 +95,7 @@ def _candidate_values(prefix: str, cand: CandidateInfo | None, level: Level) -> 
         f"{prefix}_fitness": _fitness(cand.fitness),
         f"{prefix}_summary": cand.summary or "(no record)",
         f"{prefix}_curve": "\n".join(f"{step}: {metric:.6g}" for step, metric in cand.curve) or "(no curve)",
-        f"{prefix}_text": (cand.program if level == "program" else cand.source).strip(),
+        f"{prefix}_text": (cand.program if level == "program" and cand.program is not None else cand.source).strip(),
     }
 
 
@@ -142,13 +144,26 @@ def primitive_vocabulary() -> str:
     for ret, prims in pset.primitives.items():
         for prim in prims:
             doc = (getattr(pset.context.get(prim.name), "__doc__", None) or "").strip().splitlines()
-            args = ", ".join(getattr(t, "__name__", str(t)) for t in prim.args)
-            lines.append(f"- {prim.name}({args}) -> {getattr(ret, '__name__', ret)}" + (f": {doc[0]}" if doc else ""))
-    for ret, terms in pset.terminals.items():
-        for term in terms:
-            name = getattr(term, "name", None) or getattr(term, "__name__", str(term))
-            lines.append(f"- {name} : {getattr(ret, '__name__', ret)}")
-    return "\n".join(sorted(set(lines)))
+            args = ", ".join(_type_name(t) for t in prim.args)
+            lines.append(f"- {prim.name}({args}) -> {_type_name(ret)}" + (f": {doc[0]}" if doc else ""))
+    lines.sort()
+    inputs = [f"- {name} : {_type_name(type_)}" + (f" ({_input_role(name)})" if _input_role(name) else "")
+              for name, type_ in zip(pset.arguments, pset.ins)]
+    constants = sorted({_type_name(ret) for ret, terms in pset.terminals.items()
+                        for term in terms if isinstance(term, gp.MetaEphemeral)})
+    return "\n".join(lines + ["", "Inputs:"] + inputs + [
+        "", f"Constants: plain numbers of type {', '.join(constants)} (written as in the examples)."])
+
+
+def _type_name(type_: object) -> str:
+    return getattr(type_, "__name__", str(type_))
+
+
+def _input_role(name: str) -> str:
+    roles = {"g": "the gradient", "p": "the parameter", "t": "the step count, 1, 2, ..."}
+    if name in roles:
+        return roles[name]
+    return f"state slot {name[1:]}" if name[:1] == "s" and name[1:].isdigit() else ""
 
 
 @functools.lru_cache(maxsize=1)

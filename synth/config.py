@@ -36,6 +36,8 @@ class RunConfig(BaseModel):
     operator_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_OPERATOR_WEIGHTS))
     max_proposal_tries: int = Field(8, ge=1, description="tries per child before giving up on a valid one")
     proxy_steps: Optional[int] = Field(None, ge=1, description="fidelity cascade: short run gating the full one")
+    finalists: int = Field(3, ge=0, description="top candidates re-scored on held-out seeds and checked at the end")
+    heldout: int = Field(3, ge=1, description="held-out seed sets per finalist")
     # where and how candidates run
     workers: Optional[int] = Field(None, ge=1)
     devices: str = "cpu"

@@ -25,7 +25,9 @@ def same_score(a: EvalResult, b: EvalResult) -> bool:
             and eq(a.final_eval_mse, b.final_eval_mse) and eq(a.final_eval_accuracy, b.final_eval_accuracy))
 
 
-def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True) -> list[Path]:
+def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, assess: bool = True,
+                     pool=None) -> list[Path]:
+    """Verifies, assesses (held-out seeds, gradient dependence, integrity, horizon) and writes the files."""
     cand = db.get_candidate(cand_id)
     if cand.status == "duplicate" and cand.duplicate_of is not None:
         cand = db.get_candidate(cand.duplicate_of)  # the twin that was actually scored
@@ -44,6 +46,12 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True) ->
                 f"(final {rescored.final_metric()!r}) but the database holds {describe(stored)} "
                 f"(final {stored.final_metric()!r}); not exported")
 
+    if assess and db.get_state(f"compliance/{cand.id}") is None:
+        from evaluator.pool import LocalPool
+        from synth.trust import assess_and_record
+
+        with (pool or LocalPool()) as workers:
+            assess_and_record(db, workers, cand)
     out.mkdir(parents=True, exist_ok=True)
     chain = ancestry(db, cand.id)
     record = {

@@ -78,9 +78,30 @@ def run_evolution(db: RunDB, cfg: RunConfig, run_dir: Path, resumed: bool, conso
         else:
             pool.warm(cfg.track, steps=cfg.steps)
             progress = evolution.run()
+        assess_finalists(db, cfg, pool, console, quiet=not live)
     summary = run_summary(db, progress, time.time() - started, run_dir)
     print_summary(console, summary) if live else None
     return summary
+
+
+def assess_finalists(db: RunDB, cfg: RunConfig, pool, console: Console, quiet: bool) -> None:
+    """The top candidates, re-scored on held-out seeds and checked for compliance (synth/trust.py)."""
+    from synth.trust import assess_and_record, passed
+
+    finalists = [c for c in db.top(cfg.finalists * 4 + 10) if c.status == "scored"][:cfg.finalists]
+    for cand in finalists:
+        if db.get_state(f"compliance/{cand.id}") is not None:
+            continue
+        if quiet:
+            report = assess_and_record(db, pool, cand, k=cfg.heldout)
+        else:
+            with console.status(f"finalist #{cand.id}: held-out seeds, gradient dependence, horizon"):
+                report = assess_and_record(db, pool, cand, k=cfg.heldout)
+            word = "[green]compliant[/]" if passed(report) else "[red]flagged[/]"
+            held = report["heldout"]
+            console.print(f"finalist #{cand.id}: {word}; held-out mean {held['mean']:.4g} ± {held['std']:.2g} "
+                          f"over {held['k']} seed sets; " + "; ".join(
+                              f"{k}: {v['verdict']}" for k, v in report.items()), highlight=False)
 
 
 def run_summary(db: RunDB, progress: Progress, wall_s: float, run_dir: Path) -> dict:

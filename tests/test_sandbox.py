@@ -98,7 +98,7 @@ def test_nan_parameters_are_nonfinite(raw_sandbox):
     body = "for group in self.param_groups:\n    for p in group['params']:\n        p.fill_(float('nan'))"
     result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
     assert result.outcome == "nonfinite"
-    assert "step 1" in result.error
+    assert "at step 2" in result.error  # step 1 wrote NaN; step 2 is the first loss to see it
 
 
 def test_writing_outside_scratch_is_blocked(raw_sandbox, tmp_path):

@@ -2,6 +2,10 @@
 
 As with OpenAI, the SDK retries (429, 5xx incl. 529 overloaded, timeouts, connection errors);
 this module maps its exceptions onto LLMError and friends and never lets the key into a message.
+
+The 1.x/2.x SDKs dropped `temperature` from `messages.create()` (the API still takes it), so it
+travels in `extra_body`; a model that refuses it (newer Claude models accept only the default)
+is asked once more without it, and from then on never sent one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class AnthropicProvider:
         self.price_note = price_note(spec)
         self._key = resolve_key(spec)
         self._client = None
+        self._send_temperature = True
         if self._key is not None:
             kwargs = {"base_url": spec.base_url} if spec.base_url else {}
             # An explicit api_key keeps the SDK from reading profiles or other credential sources.
@@ -39,9 +44,13 @@ class AnthropicProvider:
             raise LLMUnavailable(f"{self.spec.label}: no API key (set {key_env(self.spec)})")
         start = time.perf_counter()
         try:
-            reply = self._client.messages.create(
-                model=self.spec.model, system=system, max_tokens=max_tokens, temperature=temperature,
-                messages=[{"role": "user", "content": user}], timeout=self.spec.timeout_s)
+            try:
+                reply = self._create(system, user, temperature, max_tokens)
+            except anthropic.BadRequestError as exc:
+                if not self._send_temperature or "temperature" not in str(exc).lower():
+                    raise
+                self._send_temperature = False
+                reply = self._create(system, user, temperature, max_tokens)
         except anthropic.APITimeoutError:
             raise LLMTimeout(f"{self.spec.label}: no reply within {self.spec.timeout_s:g} s "
                              f"({self.spec.max_retries} retries)") from None
@@ -60,6 +69,12 @@ class AnthropicProvider:
         return Completion(text=text, tokens_in=tokens_in, tokens_out=tokens_out,
                           cost_usd=cost_usd(self.spec, tokens_in, tokens_out), latency_s=latency,
                           provider=self.name, model=self.spec.model)
+
+    def _create(self, system: str, user: str, temperature: float, max_tokens: int):
+        extra = {"temperature": temperature} if self._send_temperature else None
+        return self._client.messages.create(
+            model=self.spec.model, system=system, max_tokens=max_tokens, extra_body=extra,
+            messages=[{"role": "user", "content": user}], timeout=self.spec.timeout_s)
 
     def _say(self, exc: Exception) -> str:
         return one_line(getattr(exc, "message", None) or exc, secrets=[self._key])

@@ -12,8 +12,9 @@ from synth.llm.base import Completion, LLMError, LLMTimeout, LLMUnavailable, one
 from synth.llm.pricing import cost_usd, price_note
 from synth.llm.spec import LLMSpec, key_env, resolve_key
 
-# Reasoning models on api.openai.com take max_completion_tokens and refuse a custom temperature.
-REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+# Reasoning models on api.openai.com refuse a custom temperature; any other model that refuses it
+# (the 400 names "temperature") is asked once more without, and from then on never sent one.
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
 
 class OpenAIProvider:
@@ -26,6 +27,7 @@ class OpenAIProvider:
         self.price_note = price_note(spec)
         self._key = resolve_key(spec)
         self._client = None
+        self._send_temperature = not (not spec.base_url and spec.model.startswith(REASONING_PREFIXES))
         if self._key is not None:
             kwargs = {"base_url": spec.base_url} if spec.base_url else {}
             self._client = openai.OpenAI(api_key=self._key, timeout=spec.timeout_s,
@@ -41,16 +43,19 @@ class OpenAIProvider:
             raise LLMUnavailable(f"{self.spec.label}: no API key (set {key_env(self.spec)})")
         params: dict = {"model": self.spec.model,
                         "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
-        reasoning = not self.spec.base_url and self.spec.model.startswith(REASONING_PREFIXES)
         if self.spec.base_url:
             params["max_tokens"] = max_tokens  # what every OpenAI-compatible server understands
         else:
-            params["max_completion_tokens"] = max_tokens
-        if not reasoning:
-            params["temperature"] = temperature
+            params["max_completion_tokens"] = max_tokens  # what api.openai.com wants from all models
         start = time.perf_counter()
         try:
-            reply = self._client.chat.completions.create(**params)
+            try:
+                reply = self._create(params, temperature)
+            except openai.BadRequestError as exc:
+                if not self._send_temperature or "temperature" not in str(exc).lower():
+                    raise
+                self._send_temperature = False
+                reply = self._create(params, temperature)
         except openai.APITimeoutError:
             raise LLMTimeout(f"{self.spec.label}: no reply within {self.spec.timeout_s:g} s "
                              f"({self.spec.max_retries} retries)") from None
@@ -73,6 +78,10 @@ class OpenAIProvider:
         return Completion(text=text, tokens_in=tokens_in, tokens_out=tokens_out,
                           cost_usd=cost_usd(self.spec, tokens_in, tokens_out), latency_s=latency,
                           provider=self.name, model=self.spec.model)
+
+    def _create(self, params: dict, temperature: float):
+        extra = {"temperature": temperature} if self._send_temperature else {}
+        return self._client.chat.completions.create(**params, **extra)
 
     def _say(self, exc: Exception) -> str:
         return one_line(getattr(exc, "message", None) or exc, secrets=[self._key])

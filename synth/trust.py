@@ -1,0 +1,121 @@
+"""Is a winner legitimate and robust? Dynamic checks on top of the static policy.
+
+An automated search finds whatever the score rewards, loopholes included. Each check here
+re-scores the candidate under changed conditions and gives a named verdict with its evidence:
+
+- heldout: all five seeds changed (teacher, student, data, batches), K times; the track's metric
+  must stay in range of the search score (a seed-tuned or teacher-reconstructing candidate falls).
+- gradient_dependence: gradients replaced by noise of the same norm; the metric must collapse
+  (an optimizer that learns without gradients is reading something it should not).
+- integrity: the run changed nothing but parameters and the optimizer's own state (patched
+  harness functions are already `rejected` by the sandbox; a touched global RNG is flagged here).
+- horizon (reported, not enforced): the score at 90% and 110% of the budget, to expose winners
+  that only work at exactly 400 steps.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from evaluator.pool import EvalJob
+from evaluator.record import EvalResult
+from evaluator.tracks import get_track
+from synth.fitness import describe
+
+NOISE_SEED = 12345
+HELDOUT_ACCURACY_SLACK = 0.10  # held-out accuracy may trail the search accuracy by this much
+HELDOUT_MSE_FACTOR = 10.0  # held-out MSE may exceed the search MSE by this factor (teachers differ)
+
+
+def plan(source: str, track: str, steps: int | None, k: int) -> dict[str, EvalJob]:
+    """The extra runs an assessment needs, keyed by what they are for."""
+    budget = steps or get_track(track).max_steps
+    jobs = {f"heldout-{i}": EvalJob(source, track, steps=steps, seed_set=f"heldout-{i}") for i in range(1, k + 1)}
+    jobs["noise"] = EvalJob(source, track, steps=steps, gradient_noise_seed=NOISE_SEED)
+    for factor in (0.9, 1.1):
+        jobs[f"horizon-{round(budget * factor)}"] = EvalJob(source, track, steps=round(budget * factor))
+    return jobs
+
+
+def assess(pool, source: str, track: str, search: EvalResult, steps: int | None = None,
+           k: int = 3) -> tuple[dict, dict[str, EvalResult]]:
+    """Runs the checks on the pool; returns (verdicts, the raw results by job name)."""
+    jobs = plan(source, track, steps, k)
+    results = dict(pool.evaluate_many(jobs.items()))
+    return verdicts(track, search, results), results
+
+
+def verdicts(track: str, search: EvalResult, results: dict[str, EvalResult]) -> dict:
+    regression = get_track(track).task == "regression"
+    out = {}
+
+    held = [r for name, r in sorted(results.items()) if name.startswith("heldout-")]
+    metrics = [r.final_metric() if r.outcome == "ok" else None for r in held]
+    base = search.final_metric()
+    if any(m is None for m in metrics):
+        ok, why = False, "a held-out run failed: " + ", ".join(r.outcome for r in held)
+    elif regression:
+        ok = max(metrics) <= base * HELDOUT_MSE_FACTOR
+        why = f"search MSE {base:.4g}; held-out MSE " + ", ".join(f"{m:.4g}" for m in metrics)
+    else:
+        ok = min(metrics) >= base - HELDOUT_ACCURACY_SLACK
+        why = f"search accuracy {base:.4f}; held-out " + ", ".join(f"{m:.4f}" for m in metrics)
+    valid = [m for m in metrics if m is not None]
+    out["heldout"] = {"verdict": "pass" if ok else "fail", "evidence": why,
+                      "mean": statistics.fmean(valid) if valid else None,
+                      "std": statistics.stdev(valid) if len(valid) > 1 else 0.0, "k": len(held)}
+
+    noise = results.get("noise")
+    if noise is None or noise.outcome != "ok":
+        out["gradient_dependence"] = {"verdict": "pass", "evidence": f"with noise gradients the run ended {noise.outcome if noise else 'missing'}"}
+    else:
+        nm = noise.final_metric()
+        learns_without_gradients = nm <= base * 2 if regression else nm >= max(0.1, 0.5 * base)
+        out["gradient_dependence"] = {
+            "verdict": "fail" if learns_without_gradients else "pass",
+            "evidence": f"real gradients: {base:.4g}; noise gradients: {nm:.4g}"}
+
+    out["integrity"] = {
+        "verdict": "fail" if search.global_rng_used else "pass",
+        "evidence": "used or reseeded torch's global RNG during training" if search.global_rng_used
+        else "changed only parameters and its own state (harness functions, model classes, global RNG intact)"}
+
+    out["horizon"] = {name.split("-")[1]: describe(r) for name, r in sorted(results.items()) if name.startswith("horizon-")}
+    return out
+
+
+def passed(report: dict) -> bool:
+    return all(v.get("verdict") == "pass" for k, v in report.items() if k != "horizon")
+
+
+def assess_and_record(db, pool, cand, k: int = 3) -> dict:
+    """Assesses a scored candidate once and keeps everything in the run database.
+
+    Held-out and horizon runs become ordinary evaluations (seed set `heldout-K`, other step
+    counts), so `synth show` can report them; the verdicts go to the run state
+    `compliance/<id>` and the horizon summary to `horizon/<id>`.
+    """
+    import time
+
+    from population.records import Evaluation
+    from synth.fitness import fitness
+
+    known = db.get_state(f"compliance/{cand.id}")
+    if known is not None:
+        return known
+    config = db.config()
+    search = next(EvalResult.model_validate(e.result) for e in db.evaluations(candidate_id=cand.id, seed_set="benchmark")
+                  if e.steps == (config.get("steps") or get_track(config["track"]).max_steps))
+    report, results = assess(pool, cand.source, config["track"], search, steps=config.get("steps"), k=k)
+    recorded = {(e.seed_set, e.steps) for e in db.evaluations(candidate_id=cand.id)}
+    for name, result in results.items():
+        if name == "noise" or (result.seed_set, result.max_steps) in recorded:
+            continue
+        db.add_evaluation(Evaluation(candidate_id=cand.id, track=result.track, seed_set=result.seed_set,
+                                     steps=result.max_steps, outcome=result.outcome, fitness=fitness(result),
+                                     result=result.model_dump(mode="json"), created_at=time.time()),
+                          candidate_status=cand.status, candidate_fitness=cand.fitness)
+    horizon = report.pop("horizon")
+    db.set_state(f"horizon/{cand.id}", horizon)
+    db.set_state(f"compliance/{cand.id}", report)
+    return report

@@ -1,0 +1,67 @@
+"""Seeds: the rendered programs score exactly what the torch.optim optimizers they transcribe score.
+
+Each track run is ~3 s on one CPU thread, so the torch comparisons use 200 steps (curves at steps
+50..200 must match), and AdamW's full 400-step run is checked against TRACKS.md's reference figures.
+"""
+
+import functools
+
+import pytest
+import torch
+
+from evaluator.loop import train
+from evaluator.tracks import build_track_data, get_track
+from primitives.program import Program
+from primitives.seeds import SEED_PROGRAMS, seed_programs
+
+TORCH_EQUIVALENTS = {
+    "sgd_momentum": functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),
+    "adam": functools.partial(torch.optim.Adam, lr=1e-3),
+    "rmsprop": functools.partial(torch.optim.RMSprop, lr=0.01),
+    "adagrad": functools.partial(torch.optim.Adagrad, lr=0.01),
+    "adamw_decay": functools.partial(torch.optim.AdamW, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1),
+}
+ADAMW_REFERENCE = {"single_ar": 0.619384765625, "mqar": 0.91802978515625}  # TRACKS.md, 400 steps
+SHORT_STEPS = 200
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The benchmark runs on one thread; the reference figures depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", params=["single_ar", "mqar"])
+def track_data(request):
+    return build_track_data(get_track(request.param))
+
+
+def rendered(name):
+    namespace = {}
+    exec(compile(seed_programs()[name].render(title=name), name, "exec"), namespace)
+    return namespace["Submission"]
+
+
+def test_seed_set_is_complete_and_parses():
+    expected = {"sgd_momentum", "adam", "adamw", "rmsprop", "adagrad", "lion", "muon", "adafactor_like"}
+    assert expected <= set(SEED_PROGRAMS)
+    for name, program in seed_programs().items():
+        assert isinstance(program, Program) and program.to_text() == SEED_PROGRAMS[name]
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_EQUIVALENTS))
+def test_seed_scores_like_torch(name, track_data):
+    ours = train(rendered(name), track_data, steps=SHORT_STEPS)
+    theirs = train(TORCH_EQUIVALENTS[name], track_data, steps=SHORT_STEPS)
+    assert [p.step for p in ours.curve] == [p.step for p in theirs.curve]
+    for a, b in zip(ours.curve, theirs.curve):
+        assert abs(a.metric - b.metric) <= 1e-5, (name, a, b)
+    assert abs(ours.final_eval_accuracy - theirs.final_eval_accuracy) <= 1e-5
+
+
+def test_adamw_seed_reproduces_the_benchmark_reference(track_data):
+    result = train(rendered("adamw"), track_data)
+    assert abs(result.final_eval_accuracy - ADAMW_REFERENCE[track_data.spec.name]) <= 1e-5
