@@ -246,5 +246,77 @@ def export(
         console.print(f"wrote {path}")
 
 
+# ---------------------------------------------------------------------------- providers / report / plot
+@app.command()
+def providers(
+    llm: Optional[List[str]] = typer.Option(None, "--llm", help="Model specs to check, as for evolve."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file whose llm entries to check."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """The installed LLM providers, the models configured, and whether their keys are present."""
+    from synth.config import ConfigError, load_config
+    from synth.llm.registry import installed_providers
+    from synth.llm.spec import key_status, parse_llm_spec
+
+    try:
+        specs = [parse_llm_spec(s) for s in (llm or (load_config(config, {}).llm if config else []))]
+    except (ValueError, ConfigError) as err:
+        fail(str(err))
+    installed = installed_providers()
+    models = [{"spec": s.label, "provider": s.provider, "installed": s.provider in installed,
+               "key": key_status(s), "weight": s.weight, "temperature": s.temperature, "max_tokens": s.max_tokens}
+              for s in specs]
+    if as_json:
+        print_json({"providers": installed, "models": models})
+        return
+    table = Table(title="LLM providers (entry-point group synth.providers)")
+    table.add_column("provider")
+    table.add_column("implementation")
+    for name, target in sorted(installed.items()):
+        table.add_row(name, target)
+    console.print(table)
+    if models:
+        table = Table(title="configured models")
+        for col in ("spec", "installed", "key", "weight", "temperature", "max tokens"):
+            table.add_column(col)
+        for m in models:
+            table.add_row(m["spec"], "yes" if m["installed"] else "[red]no[/]", m["key"], f"{m['weight']:g}",
+                          f"{m['temperature']:g}", str(m["max_tokens"]))
+        console.print(table)
+    else:
+        console.print("no models configured: pass --llm PROVIDER:MODEL or --config FILE", highlight=False)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default RUN_DIR/report.html)."),
+) -> None:
+    """One self-contained HTML page: progress, generations, operators, the elite's lineage, top table."""
+    from synth.report import write_report
+
+    db = open_run(run_dir)
+    with db:
+        path = write_report(db, out or run_dir / "report.html")
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def plot(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    what: str = typer.Option("progress", "--what", help="progress, operators or lineage."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file."),
+) -> None:
+    """The report's figures as PNG (matplotlib), for papers and issues."""
+    from synth.plots import write_plot
+
+    if what not in ("progress", "operators", "lineage"):
+        fail(f"--what must be progress, operators or lineage, not {what!r}")
+    db = open_run(run_dir)
+    with db:
+        path = write_plot(db, what, out)
+    console.print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     app()

@@ -30,6 +30,17 @@ BLOCKED_EVENTS = (
 )
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent dies, so no worker or candidate outlives whoever ran it."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the engine's timeouts still bound every candidate
+
+
 class SandboxViolation(PermissionError):
     """Raised inside the candidate when it reaches for something a step never needs."""
 
@@ -100,6 +111,7 @@ def _check_open(args: tuple, scratch: str) -> None:
 def confine_child(scratch: str, memory_mb: int | None) -> None:
     """Limits for one candidate: its own process group, memory and output caps, no stdio, the hook."""
     os.setpgid(0, 0)  # the worker kills the whole group on timeout
+    die_with_parent()
     os.chdir(scratch)
     if memory_mb:
         current = _virtual_memory_bytes()

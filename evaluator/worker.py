@@ -19,8 +19,9 @@ import time
 import traceback
 
 if __name__ == "__main__":  # before torch starts threads: namespaces need a single-threaded process
-    from evaluator.confine import isolate_network
+    from evaluator.confine import die_with_parent, isolate_network
 
+    die_with_parent()
     NETWORK_ISOLATION = isolate_network()
 else:
     NETWORK_ISOLATION = "none"

@@ -96,7 +96,11 @@ class Evolution:
         return self.progress
 
     def _commit(self, children: list[Candidate], generation: int) -> None:
-        self.db.commit_generation(children, {"generation": generation, "rng": encode_rng(self.rng)})
+        ids = self.db.commit_generation(children, {"generation": generation, "rng": encode_rng(self.rng)})
+        for cand, cand_id in zip(children, ids):
+            cand.id = cand_id
+        if self.llm is not None:
+            self.llm.record_calls()
         self._refresh_progress()
 
     # ------------------------------------------------------------------ make children
@@ -127,14 +131,14 @@ class Evolution:
         """Tries operators until a child passes the probe; failed tries are recorded as `invalid`."""
         made: list[Candidate] = []
         for _ in range(self.config.max_proposal_tries):
+            child = None
             if self.llm is not None and self.llm.active and self.rng.random() < self.config.llm_rate:
-                child = self.llm.propose(self, population, generation, self.rng)
-                if child is None:
-                    continue
-            else:
+                child = self.llm.propose(self, population, generation, batch + made)
+            if child is None:
                 operator = self._choose_operator()
                 n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
-                parents = select_parents(population, n_parents, self.config.tournament, self.rng)
+                programs = [c for c in population if c.genome] or population
+                parents = select_parents(programs, n_parents, self.config.tournament, self.rng)
                 program, params = OPERATORS[operator](self.rng, [Program.from_text(p.genome) for p in parents])
                 child = self._candidate(program, generation, [p.id for p in parents], operator, params, batch + made)
             made.append(child)

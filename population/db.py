@@ -1,0 +1,453 @@
+"""The run database: one SQLite file, `<run_dir>/synth.db`, holding everything a run knows.
+
+Schema (version 1; `PRAGMA user_version`, `PRAGMA application_id` = APPLICATION_ID):
+
+    run          (id = 1, config JSON, created_at)           the run config, written once at creation
+    candidates   (id INTEGER PRIMARY KEY, generation, kind, genome, source, parents JSON [ids],
+                  operator, operator_params JSON, model, fingerprint, status, duplicate_of -> candidates,
+                  fitness, created_at, timings JSON)        indexes on fingerprint and status
+    evaluations  (id, candidate_id -> candidates, track, seed_set, steps, outcome, fitness, result JSON,
+                  created_at, UNIQUE (candidate_id, track, seed_set, steps))
+    llm_calls    (id, provider, model, operator, parent_ids JSON, prompt, reply, tokens_in, tokens_out,
+                  cost_usd, latency_s, outcome, child_id, error, created_at)
+    state        (key PRIMARY KEY, value JSON)               e.g. "engine": generation counter + RNG state
+
+Crash safety: WAL journal; every write that touches more than one row is one `BEGIN IMMEDIATE`
+transaction, so a SIGKILL at any moment leaves either all of it or none of it. `synchronous=FULL`
+(not NORMAL): NORMAL already survives a killed process, FULL also survives a power cut, and it costs
+one fsync per commit -- nothing next to the seconds-long training run behind each commit.
+The UNIQUE evaluation key is what makes resume safe: an evaluation cannot be recorded twice.
+A new file is built under a temporary name and linked into place, so `synth.db` is never half-made.
+
+Concurrency: WAL lets readers (`synth show`) run while a writer (`synth evolve`) commits;
+writers wait up to 30 s for one another (`timeout=30`, `BEGIN IMMEDIATE` so the wait is honoured).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from population.records import Candidate, Evaluation, LLMCall
+
+DB_NAME = "synth.db"
+APPLICATION_ID = 0x53594E54  # "SYNT": marks the file as a synth run database
+SCHEMA_VERSION = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = (
+    """CREATE TABLE run (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        config TEXT NOT NULL,
+        created_at REAL NOT NULL)""",
+    """CREATE TABLE candidates (
+        id INTEGER PRIMARY KEY,
+        generation INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('program', 'code')),
+        genome TEXT,
+        source TEXT NOT NULL,
+        parents TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        operator_params TEXT NOT NULL,
+        model TEXT,
+        fingerprint TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'scored', 'failed', 'duplicate', 'invalid', 'screened')),
+        duplicate_of INTEGER REFERENCES candidates(id),
+        fitness REAL,
+        created_at REAL NOT NULL,
+        timings TEXT NOT NULL)""",
+    "CREATE INDEX candidates_fingerprint ON candidates(fingerprint)",
+    "CREATE INDEX candidates_status ON candidates(status)",
+    """CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+        track TEXT NOT NULL,
+        seed_set TEXT NOT NULL,
+        steps INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        fitness REAL,
+        result TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (candidate_id, track, seed_set, steps))""",
+    """CREATE TABLE llm_calls (
+        id INTEGER PRIMARY KEY,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        parent_ids TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        reply TEXT NOT NULL,
+        tokens_in INTEGER NOT NULL,
+        tokens_out INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        latency_s REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        child_id INTEGER,
+        error TEXT,
+        created_at REAL NOT NULL)""",
+    "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+_CANDIDATE_COLUMNS = ("generation", "kind", "genome", "source", "parents", "operator", "operator_params", "model",
+                      "fingerprint", "status", "duplicate_of", "fitness", "created_at", "timings")
+_JSON_FIELDS = {"parents", "operator_params", "timings", "parent_ids", "result"}
+_LLM_COLUMNS = ("provider", "model", "operator", "parent_ids", "prompt", "reply", "tokens_in", "tokens_out",
+                "cost_usd", "latency_s", "outcome", "child_id", "error", "created_at")
+
+
+class RunDirError(Exception):
+    """A run directory or database that cannot be used; the message is one line meant for the user."""
+
+
+class DuplicateEvaluationError(ValueError):
+    """The (candidate, track, seed set, steps) evaluation is already recorded."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _column(name: str, value):
+    return json.dumps(value) if name in _JSON_FIELDS else value
+
+
+def _decode(row: sqlite3.Row) -> dict:
+    return {k: json.loads(row[k]) if k in _JSON_FIELDS else row[k] for k in row.keys()}
+
+
+def _check_file(path: Path) -> None:
+    """Refuses anything but a healthy synth database of a schema we read; opens it read-only, so never writes."""
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise RunDirError(f"{path}: not an SQLite database")
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APPLICATION_ID:
+                raise RunDirError(f"{path}: an SQLite database of another application "
+                                  f"(application_id {app_id:#x}), not a synth run")
+            if version > SCHEMA_VERSION:
+                raise RunDirError(f"{path}: written by a newer synth (schema {version}, this synth reads up to "
+                                  f"{SCHEMA_VERSION}); upgrade synth to open it")
+            if version < SCHEMA_VERSION:
+                raise RunDirError(f"{path}: unknown synth schema version {version}")
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise RunDirError(f"{path}: database is corrupt ({_one_line(problems[0])})")
+            if conn.execute("SELECT count(*) FROM run").fetchone()[0] != 1:
+                raise RunDirError(f"{path}: database is corrupt (no run config)")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as err:
+        raise RunDirError(f"{path}: unreadable or corrupt database ({_one_line(err)})") from None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RunDB:
+    """The run database of one run directory. Use `create`, `open` or `open_or_create`, not the constructor."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # autocommit; we BEGIN ourselves
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._config: Optional[dict] = None
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(cls, run_dir: Path | str, config: dict) -> "RunDB":
+        """Makes the directory and a fresh database; refuses if a run already lives there."""
+        run_dir = Path(run_dir)
+        path = run_dir / DB_NAME
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunDirError(f"{run_dir}: exists and is not a directory")
+        if path.exists():
+            raise RunDirError(f"{path}: a run already exists here; resume it or choose another run directory")
+        config_json = json.dumps(config)  # fails before anything is written if config is not JSON
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / f".{DB_NAME}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            with conn:
+                conn.execute("BEGIN")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("INSERT INTO run (id, config, created_at) VALUES (1, ?, ?)", (config_json, time.time()))
+        finally:
+            conn.close()
+        try:
+            _fsync(tmp)
+            os.link(tmp, path)  # atomic and exclusive: a concurrent creator cannot be overwritten
+        except FileExistsError:
+            raise RunDirError(f"{path}: a run already exists here; resume it or choose another run directory") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync(run_dir)
+        return cls.open(run_dir)
+
+    @classmethod
+    def open(cls, run_dir: Path | str) -> "RunDB":
+        """Opens an existing run; RunDirError (never a change to the file) if it is not a usable synth database."""
+        run_dir = Path(run_dir)
+        path = run_dir / DB_NAME
+        if not run_dir.is_dir():
+            raise RunDirError(f"{run_dir}: no such run directory")
+        if not path.is_file():
+            raise RunDirError(f"{run_dir}: not a synth run directory (no {DB_NAME})")
+        _check_file(path)
+        return cls(path)
+
+    @classmethod
+    def open_or_create(cls, run_dir: Path | str, config: dict) -> tuple["RunDB", bool]:
+        """(db, resumed): opens the run if `synth.db` exists, else creates it with `config`."""
+        if (Path(run_dir) / DB_NAME).exists():
+            return cls.open(run_dir), True
+        return cls.create(run_dir, config), False
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "RunDB":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: all of it commits or none of it does (rolled back on any exception)."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now, so the busy timeout applies
+            yield self._conn
+
+    # ------------------------------------------------------------------ run config and state
+    def config(self) -> dict:
+        if self._config is None:
+            self._config = json.loads(self._conn.execute("SELECT config FROM run WHERE id = 1").fetchone()[0])
+        return dict(self._config)
+
+    def set_state(self, key: str, value: dict) -> None:
+        with self._write() as conn:
+            self._set_state(conn, key, value)
+
+    def get_state(self, key: str) -> Optional[dict]:
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @staticmethod
+    def _set_state(conn: sqlite3.Connection, key: str, value: dict) -> None:
+        conn.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                     (key, json.dumps(value)))
+
+    # ------------------------------------------------------------------ candidates
+    def add_candidates(self, cands: list[Candidate]) -> list[int]:
+        """Inserts all or none; sets `.id` on each candidate after the commit and returns the ids."""
+        with self._write() as conn:
+            ids = self._insert_candidates(conn, cands)
+        for cand, cid in zip(cands, ids):
+            cand.id = cid
+        return ids
+
+    def commit_generation(self, new_candidates: list[Candidate], state: dict, key: str = "engine") -> list[int]:
+        """The engine's checkpoint: the new children and the state that made them (RNG, counter) together."""
+        with self._write() as conn:
+            ids = self._insert_candidates(conn, new_candidates)
+            self._set_state(conn, key, state)
+        for cand, cid in zip(new_candidates, ids):
+            cand.id = cid
+        return ids
+
+    @staticmethod
+    def _insert_candidates(conn: sqlite3.Connection, cands: list[Candidate]) -> list[int]:
+        ids = []
+        sql = f"INSERT INTO candidates ({', '.join(_CANDIDATE_COLUMNS)}) VALUES ({', '.join('?' * len(_CANDIDATE_COLUMNS))})"
+        for cand in cands:
+            if cand.id is not None:
+                raise ValueError(f"candidate already has id {cand.id}; the database assigns ids")
+            cid = conn.execute(sql, [_column(c, getattr(cand, c)) for c in _CANDIDATE_COLUMNS]).lastrowid
+            for parent in cand.parents:  # parents are a JSON list, so check here what a foreign key would
+                if parent >= cid or conn.execute("SELECT 1 FROM candidates WHERE id = ?", (parent,)).fetchone() is None:
+                    raise ValueError(f"candidate parent {parent} does not exist")
+            ids.append(cid)
+        return ids
+
+    def update_candidate(self, id: int, **fields) -> Candidate:
+        """Changes the named fields (validated as a Candidate) and returns the updated candidate."""
+        if "id" in fields:
+            raise ValueError("a candidate's id cannot change")
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM candidates WHERE id = ?", (id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no candidate {id}")
+            cand = Candidate.model_validate({**_decode(row), **fields})
+            if fields:
+                conn.execute(f"UPDATE candidates SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                             [*(_column(k, getattr(cand, k)) for k in fields), id])
+        return cand
+
+    def get_candidate(self, id: int) -> Optional[Candidate]:
+        row = self._conn.execute("SELECT * FROM candidates WHERE id = ?", (id,)).fetchone()
+        return Candidate.model_validate(_decode(row)) if row else None
+
+    def candidates(self, status: Optional[str] = None, generation: Optional[int] = None) -> list[Candidate]:
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if generation is not None:
+            where.append("generation = ?")
+            args.append(generation)
+        return self._select_candidates(" AND ".join(where) or "1", args, "id")
+
+    def pending(self) -> list[Candidate]:
+        return self.candidates(status="pending")
+
+    def count(self, status: Optional[str] = None) -> int:
+        if status is None:
+            return self._conn.execute("SELECT count(*) FROM candidates").fetchone()[0]
+        return self._conn.execute("SELECT count(*) FROM candidates WHERE status = ?", (status,)).fetchone()[0]
+
+    def find_by_fingerprint(self, fp: str) -> Optional[Candidate]:
+        """The earliest *scored* candidate that computes the same thing, or None."""
+        found = self._select_candidates("fingerprint = ? AND status = 'scored'", [fp], "id LIMIT 1")
+        return found[0] if found else None
+
+    def top(self, k: int, track: Optional[str] = None) -> list[Candidate]:
+        """The k best by fitness (None last, ties to the lower id); with `track`, only candidates
+        evaluated on that track (a duplicate counts through its twin)."""
+        where, args = "1", []
+        if track is not None:
+            where = ("EXISTS (SELECT 1 FROM evaluations e WHERE e.candidate_id = COALESCE(candidates.duplicate_of, "
+                     "candidates.id) AND e.track = ?)")
+            args = [track]
+        return self._select_candidates(where, args, "fitness IS NULL, fitness DESC, id LIMIT ?", [k])
+
+    def _select_candidates(self, where: str, args: list, order: str, tail: list = ()) -> list[Candidate]:
+        rows = self._conn.execute(f"SELECT * FROM candidates WHERE {where} ORDER BY {order}", [*args, *tail])
+        return [Candidate.model_validate(_decode(r)) for r in rows]
+
+    # ------------------------------------------------------------------ lineage
+    def lineage(self, id: int) -> list[Candidate]:
+        """[the candidate, its first parent, that one's first parent, ..., the seed]."""
+        cand = self.get_candidate(id)
+        if cand is None:
+            raise KeyError(f"no candidate {id}")
+        chain = [cand]
+        while chain[-1].parents:
+            chain.append(self.get_candidate(chain[-1].parents[0]))
+        return chain
+
+    def ancestors(self, id: int) -> dict[int, Candidate]:
+        """Every ancestor through every parent (not the candidate itself), by id."""
+        cand = self.get_candidate(id)
+        if cand is None:
+            raise KeyError(f"no candidate {id}")
+        found: dict[int, Candidate] = {}
+        todo = list(cand.parents)
+        while todo:
+            pid = todo.pop()
+            if pid not in found:
+                found[pid] = self.get_candidate(pid)
+                todo.extend(found[pid].parents)
+        return dict(sorted(found.items()))
+
+    # ------------------------------------------------------------------ evaluations
+    def add_evaluation(self, ev: Evaluation, candidate_status: str, candidate_fitness: Optional[float]) -> None:
+        """Records the evaluation and the candidate's new status/fitness in one transaction."""
+        key = (ev.candidate_id, ev.track, ev.seed_set, ev.steps)
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM evaluations WHERE candidate_id = ? AND track = ? AND seed_set = ? "
+                            "AND steps = ?", key).fetchone():
+                raise DuplicateEvaluationError(
+                    f"candidate {ev.candidate_id} already has an evaluation on track {ev.track!r}, "
+                    f"seed set {ev.seed_set!r}, {ev.steps} steps")
+            if conn.execute("SELECT 1 FROM candidates WHERE id = ?", (ev.candidate_id,)).fetchone() is None:
+                raise KeyError(f"no candidate {ev.candidate_id}")
+            conn.execute("INSERT INTO evaluations (candidate_id, track, seed_set, steps, outcome, fitness, result, "
+                         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (*key, ev.outcome, ev.fitness, json.dumps(ev.result), ev.created_at))
+            conn.execute("UPDATE candidates SET status = ?, fitness = ? WHERE id = ?",
+                         (candidate_status, candidate_fitness, ev.candidate_id))
+
+    def evaluations(self, candidate_id: Optional[int] = None, track: Optional[str] = None,
+                    seed_set: Optional[str] = None) -> list[Evaluation]:
+        """In the order they were recorded."""
+        where, args = [], []
+        for name, value in (("candidate_id", candidate_id), ("track", track), ("seed_set", seed_set)):
+            if value is not None:
+                where.append(f"{name} = ?")
+                args.append(value)
+        rows = self._conn.execute(f"SELECT candidate_id, track, seed_set, steps, outcome, fitness, result, created_at "
+                                  f"FROM evaluations WHERE {' AND '.join(where) or '1'} ORDER BY id", args)
+        return [Evaluation.model_validate(_decode(r)) for r in rows]
+
+    # ------------------------------------------------------------------ LLM calls
+    def add_llm_call(self, call: LLMCall) -> int:
+        """Records a call (even a failed one: it was paid for); sets and returns its id."""
+        if call.id is not None:
+            raise ValueError(f"LLM call already has id {call.id}; the database assigns ids")
+        with self._write() as conn:
+            call_id = conn.execute(
+                f"INSERT INTO llm_calls ({', '.join(_LLM_COLUMNS)}) VALUES ({', '.join('?' * len(_LLM_COLUMNS))})",
+                [_column(c, getattr(call, c)) for c in _LLM_COLUMNS]).lastrowid
+        call.id = call_id
+        return call_id
+
+    def llm_calls(self) -> list[LLMCall]:
+        return [LLMCall.model_validate(_decode(r)) for r in self._conn.execute("SELECT * FROM llm_calls ORDER BY id")]
+
+    def llm_totals(self) -> dict:
+        """{"calls", "tokens_in", "tokens_out", "cost_usd", "by_model": {model: the same four}}."""
+        rows = self._conn.execute("SELECT model, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS "
+                                  "tokens_out, sum(cost_usd) AS cost_usd FROM llm_calls GROUP BY model ORDER BY model")
+        by_model = {r["model"]: {k: r[k] for k in ("calls", "tokens_in", "tokens_out", "cost_usd")} for r in rows}
+        totals = {k: sum(m[k] for m in by_model.values()) for k in ("calls", "tokens_in", "tokens_out")}
+        totals["cost_usd"] = float(sum(m["cost_usd"] for m in by_model.values()))
+        return {**totals, "by_model": by_model}
+
+    # ------------------------------------------------------------------ operators
+    def operator_stats(self) -> list[dict]:
+        """Per operator: children made, their outcomes, and how scored children compare with their best parent.
+
+        `improved` and `mean_delta` count only children that were scored themselves and have at least
+        one parent with a fitness; mean_delta = mean(child fitness - best parent fitness), None if none.
+        """
+        rows = self._conn.execute("SELECT id, operator, parents, status, fitness FROM candidates ORDER BY id").fetchall()
+        fitness = {r["id"]: r["fitness"] for r in rows}
+        stats: dict[str, dict] = {}
+        for r in rows:
+            s = stats.setdefault(r["operator"], {"operator": r["operator"], "children": 0, "scored": 0, "failed": 0,
+                                                 "duplicates": 0, "invalid": 0, "screened": 0, "pending": 0,
+                                                 "improved": 0,
+                                                 "deltas": []})
+            s["children"] += 1
+            s[{"duplicate": "duplicates"}.get(r["status"], r["status"])] += 1
+            parent_fits = [fitness[p] for p in json.loads(r["parents"]) if fitness.get(p) is not None]
+            if r["status"] == "scored" and r["fitness"] is not None and parent_fits:
+                delta = r["fitness"] - max(parent_fits)
+                s["deltas"].append(delta)
+                s["improved"] += delta > 0
+        for s in stats.values():
+            deltas = s.pop("deltas")
+            s["mean_delta"] = sum(deltas) / len(deltas) if deltas else None
+        return [stats[name] for name in sorted(stats)]

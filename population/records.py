@@ -1,0 +1,76 @@
+"""The rows of the run database as pydantic models: what a candidate, an evaluation and an LLM call are.
+
+Plain data: `population.db.RunDB` stores and loads them (its tables mirror these fields); nothing here
+touches SQLite. Unknown fields are refused so that a caller's typo fails loudly instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["program", "code"]  # code = free-form Python from an LLM edit, no program text
+# screened = stopped by the short proxy run, never given the full budget
+Status = Literal["pending", "scored", "failed", "duplicate", "invalid", "screened"]
+STATUSES: tuple[str, ...] = ("pending", "scored", "failed", "duplicate", "invalid", "screened")
+
+
+class Candidate(BaseModel):
+    """One optimizer: its program text (if any), the Submission file it renders to, and where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Optional[int] = None  # assigned by the database
+    generation: int
+    kind: Kind = "program"
+    genome: Optional[str] = None  # program text (primitives.program); None for code-only candidates
+    source: str  # the rendered Submission file: what is scored is what ships
+    parents: list[int] = Field(default_factory=list)  # the first parent is the one lineage follows
+    operator: str  # "seed", "crossover", "mutate_node", "llm_edit", ...
+    operator_params: dict = Field(default_factory=dict)
+    model: Optional[str] = None  # the LLM behind an LLM-made edge
+    fingerprint: Optional[str] = None  # what it computes on the probe problem, for deduplication
+    status: Status = "pending"
+    duplicate_of: Optional[int] = None  # the scored twin whose fitness a duplicate shares
+    fitness: Optional[float] = None  # higher is better (synth/fitness.py); None until scored or if it failed
+    created_at: float = Field(default_factory=time.time)
+    timings: dict = Field(default_factory=dict)
+
+
+class Evaluation(BaseModel):
+    """One scoring run of one candidate; unique per (candidate_id, track, seed_set, steps)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidate_id: int
+    track: str
+    seed_set: str
+    steps: int
+    outcome: str  # EvalResult.outcome: ok | timeout | oom | crash | nonfinite | rejected
+    fitness: Optional[float] = None
+    result: dict  # EvalResult.model_dump(mode="json")
+    created_at: float = Field(default_factory=time.time)
+
+
+class LLMCall(BaseModel):
+    """One request to a language model, kept whole (prompt and reply) so spend and quality can be audited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Optional[int] = None  # assigned by the database
+    provider: str
+    model: str
+    operator: str
+    parent_ids: list[int] = Field(default_factory=list)
+    prompt: str
+    reply: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    outcome: str  # "child" or why not: failed, rejected, timeout, unavailable, error, budget
+    child_id: Optional[int] = None
+    error: Optional[str] = None
+    created_at: float = Field(default_factory=time.time)
