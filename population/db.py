@@ -121,24 +121,28 @@ def _decode(row: sqlite3.Row) -> dict:
 
 
 def _check_file(path: Path) -> None:
-    """Refuses anything but a healthy synth database of a schema we read; opens it read-only, so never writes."""
+    """Refuses anything but a healthy synth database of a schema we read, without ever writing to it.
+
+    Identity and version come straight from the 100-byte file header, so a foreign file is judged
+    without SQLite touching it; only then a read-only connection runs `PRAGMA quick_check`.
+    """
     with open(path, "rb") as f:
         header = f.read(100)
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
         raise RunDirError(f"{path}: not an SQLite database")
+    version = int.from_bytes(header[60:64], "big", signed=True)
+    app_id = int.from_bytes(header[68:72], "big", signed=True)
+    if app_id != APPLICATION_ID:
+        raise RunDirError(f"{path}: an SQLite database of another application (application_id {app_id:#x}), "
+                          "not a synth run")
+    if version > SCHEMA_VERSION:
+        raise RunDirError(f"{path}: written by a newer synth (schema {version}, this synth reads up to "
+                          f"{SCHEMA_VERSION}); upgrade synth to open it")
+    if version < SCHEMA_VERSION:
+        raise RunDirError(f"{path}: unknown synth schema version {version}")
     try:
         conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
         try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if app_id != APPLICATION_ID:
-                raise RunDirError(f"{path}: an SQLite database of another application "
-                                  f"(application_id {app_id:#x}), not a synth run")
-            if version > SCHEMA_VERSION:
-                raise RunDirError(f"{path}: written by a newer synth (schema {version}, this synth reads up to "
-                                  f"{SCHEMA_VERSION}); upgrade synth to open it")
-            if version < SCHEMA_VERSION:
-                raise RunDirError(f"{path}: unknown synth schema version {version}")
             problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise RunDirError(f"{path}: database is corrupt ({_one_line(problems[0])})")

@@ -13,6 +13,7 @@ and returning the parent unchanged.
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 import operator as op
 import random
 from typing import Callable
@@ -30,12 +31,35 @@ NODE_RETRIES = 100  # mutate_node must change the program; a change is nearly al
 Operator = Callable[[random.Random, list[Program]], tuple[Program, dict]]
 
 
+def cx_one_point(ind1: gp.PrimitiveTree, ind2: gp.PrimitiveTree):
+    """DEAP's `gp.cxOnePoint` for typed trees, with the common types in a fixed order.
+
+    DEAP draws the crossover type from a `set` of type objects, whose order follows memory
+    addresses and so changes from one process to the next; the same seed must give the same child.
+    """
+    if len(ind1) < 2 or len(ind2) < 2:
+        return ind1, ind2
+    types1: dict = defaultdict(list)
+    types2: dict = defaultdict(list)
+    for idx, node in enumerate(ind1[1:], 1):
+        types1[node.ret].append(idx)
+    for idx, node in enumerate(ind2[1:], 1):
+        types2[node.ret].append(idx)
+    common = sorted(set(types1) & set(types2), key=lambda t: t.__name__)
+    if common:
+        type_ = random.choice(common)
+        slice1 = ind1.searchSubtree(random.choice(types1[type_]))
+        slice2 = ind2.searchSubtree(random.choice(types2[type_]))
+        ind1[slice1], ind2[slice2] = ind2[slice2], ind1[slice1]
+    return ind1, ind2
+
+
 def _tree_toolbox() -> base.Toolbox:
     """DEAP's tree operators under the bloat limits, registered by their DEAP-style names."""
     pset = build_pset()
     toolbox = base.Toolbox()
     toolbox.register("expr_mut", gp.genGrow, min_=0, max_=2)
-    toolbox.register("cx_one_point", gp.cxOnePoint)
+    toolbox.register("cx_one_point", cx_one_point)
     toolbox.register("mut_uniform", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     toolbox.register("mut_node_replacement", gp.mutNodeReplacement, pset=pset)
     toolbox.register("mut_insert", gp.mutInsert, pset=pset)
