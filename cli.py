@@ -131,8 +131,11 @@ def evolve(
     backend: Optional[str] = typer.Option(None, help="'local' (default) or 'ray'."),
     address: Optional[str] = typer.Option(None, help="Ray address for --backend ray: 'auto' or 'ray://HOST:PORT'."),
     steps: Optional[int] = typer.Option(None, min=1, help="Training steps per candidate (default: the track's 400)."),
-    proxy_steps: Optional[int] = typer.Option(None, min=1, help="Fidelity cascade: score a short run first; only promising children get the full run."),
+    proxy_steps: Optional[int] = typer.Option(None, min=0, help="Fidelity cascade: every child first trains this many steps; only those reaching the population's --proxy-quantile get the full run (default 100; 0 turns it off)."),
+    proxy_quantile: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Cascade threshold: the quantile of the population's proxy scores a child must reach (default 0.75)."),
     tournament: Optional[int] = typer.Option(None, min=1, help="Tournament size (default 4)."),
+    finalists: Optional[int] = typer.Option(None, min=0, help="Top candidates re-scored on held-out seeds and checked at the end (default 3)."),
+    heldout: Optional[int] = typer.Option(None, min=1, help="Held-out seed sets per finalist (default 3)."),
     llm: Optional[List[str]] = typer.Option(None, "--llm", help="LLM for code edits, e.g. openai:MODEL, anthropic:MODEL, openai:MODEL@http://host:port/v1[,weight=2]. Repeat for an ensemble."),
     llm_rate: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Share of children made by LLM operators."),
     llm_budget: Optional[float] = typer.Option(None, min=0.0, help="LLM budget in USD; then genetic operators only."),
@@ -149,8 +152,8 @@ def evolve(
     from synth.runner import run_evolution
 
     overrides = dict(track=track, generations=generations, population=population, seed=seed, workers=workers,
-                     devices=devices, backend=backend, ray_address=address, steps=steps, proxy_steps=proxy_steps,
-                     tournament=tournament, llm=llm or None, llm_rate=llm_rate, llm_budget_usd=llm_budget,
+                     devices=devices, backend=backend, ray_address=address, steps=steps, proxy_steps=proxy_steps, proxy_quantile=proxy_quantile,
+                     tournament=tournament, finalists=finalists, heldout=heldout, llm=llm or None, llm_rate=llm_rate, llm_budget_usd=llm_budget,
                      llm_budget_tokens=llm_budget_tokens, prompts_dir=str(prompts) if prompts else None,
                      timeout_s=timeout)
     try:

@@ -331,9 +331,9 @@ class RunDB:
             return self._conn.execute("SELECT count(*) FROM candidates").fetchone()[0]
         return self._conn.execute("SELECT count(*) FROM candidates WHERE status = ?", (status,)).fetchone()[0]
 
-    def find_by_fingerprint(self, fp: str) -> Optional[Candidate]:
-        """The earliest *scored* candidate that computes the same thing, or None."""
-        found = self._select_candidates("fingerprint = ? AND status = 'scored'", [fp], "id LIMIT 1")
+    def find_by_fingerprint(self, fp: str, status: str = "scored") -> Optional[Candidate]:
+        """The earliest candidate with this status (scored, by default) that computes the same thing, or None."""
+        found = self._select_candidates("fingerprint = ? AND status = ?", [fp, status], "id LIMIT 1")
         return found[0] if found else None
 
     def top(self, k: int, track: Optional[str] = None) -> list[Candidate]:

@@ -19,7 +19,7 @@ DEFAULT_OPERATOR_WEIGHTS = {
 
 # Fields that define what a run *is*; resuming with a different value would mix two experiments.
 IDENTITY_FIELDS = ("track", "seed", "population", "tournament", "elites", "steps", "seeds",
-                   "operator_weights", "proxy_steps")
+                   "operator_weights", "proxy_steps", "proxy_quantile")
 
 
 class RunConfig(BaseModel):
@@ -35,7 +35,9 @@ class RunConfig(BaseModel):
     seeds: Optional[list[str]] = Field(None, description="seed programs to start from (default: all)")
     operator_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_OPERATOR_WEIGHTS))
     max_proposal_tries: int = Field(8, ge=1, description="tries per child before giving up on a valid one")
-    proxy_steps: Optional[int] = Field(None, ge=1, description="fidelity cascade: short run gating the full one")
+    proxy_steps: int = Field(100, ge=0, description="fidelity cascade: the short run that gates the full one (0: off)")
+    proxy_quantile: float = Field(0.75, ge=0.0, le=1.0,
+                                  description="cascade: a child's proxy score must reach this quantile of the population's")
     finalists: int = Field(3, ge=0, description="top candidates re-scored on held-out seeds and checked at the end")
     heldout: int = Field(3, ge=1, description="held-out seed sets per finalist")
     # where and how candidates run
@@ -59,6 +61,8 @@ class RunConfig(BaseModel):
             raise ValueError(f"tournament ({self.tournament}) cannot exceed population ({self.population})")
         if self.elites >= self.population:
             raise ValueError(f"elites ({self.elites}) must be smaller than population ({self.population})")
+        if self.proxy_steps and self.proxy_steps >= (self.steps or 400):
+            object.__setattr__(self, "proxy_steps", 0)  # a proxy as long as the run gates nothing
         unknown = set(self.operator_weights) - set(DEFAULT_OPERATOR_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown operators {sorted(unknown)}: known are {sorted(DEFAULT_OPERATOR_WEIGHTS)}")

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from evaluator.pool import EvalJob
 from evaluator.record import EvalResult
+from evaluator.tracks import get_track
 from population.db import RunDB
 from population.records import Candidate, Evaluation
 from population.selection import alive, select_parents
@@ -29,6 +30,7 @@ from synth.fitness import describe, fitness
 from synth.variation import OPERATORS
 
 TWO_PARENT_OPERATORS = {"crossover", "llm_crossover"}
+AUDIT_EVERY = 10  # cascade: one in ten screened-out children still gets a full run, to measure the proxy
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Progress:
     pending: int = 0
     dedup_hits: int = 0
     invalid: int = 0
+    screened: int = 0
     failures: int = 0
     best_id: Optional[int] = None
     best_fitness: Optional[float] = None
@@ -171,7 +174,11 @@ class Evolution:
             return cand
         cand.fingerprint = probe.fingerprint
         twin = self.db.find_by_fingerprint(probe.fingerprint)
-        if twin is not None:
+        screened_twin = twin is None and self.db.find_by_fingerprint(probe.fingerprint, status="screened")
+        if screened_twin:
+            cand.status, cand.duplicate_of = "screened", screened_twin.id  # same function, same proxy verdict
+            self.progress.dedup_hits += 1
+        elif twin is not None:
             cand.status, cand.duplicate_of, cand.fitness = "duplicate", twin.id, twin.fitness
             self.progress.dedup_hits += 1
         elif any(b.fingerprint == probe.fingerprint and b.status == "pending" for b in batch):
@@ -184,6 +191,8 @@ class Evolution:
         while pending := self.db.pending():
             self.progress.pending = len(pending)
             self.on_progress(self.progress)
+            if self.config.proxy_steps:
+                pending = self._screen(pending)
             jobs = [(c.id, EvalJob(c.source, self.config.track, steps=self.config.steps,
                                    submission=f"synth-{c.id}")) for c in pending]
             for cand_id, result in self.pool.evaluate_many(jobs):
@@ -191,14 +200,56 @@ class Evolution:
             self._resolve_sibling_duplicates()
         self._refresh_progress()
 
-    def record(self, cand_id: int, result: EvalResult) -> None:
+    def _screen(self, pending: list[Candidate]) -> list[Candidate]:
+        """The fidelity cascade: a short proxy run first; only children whose proxy score reaches the
+        population's `proxy_quantile` (at the same step) get the full run. Seeds always pass, and every AUDIT_EVERY-th screened-out
+        child is fully scored anyway, to measure how many good candidates the proxy wrongly drops."""
+        steps = self.config.proxy_steps
+        done = {e.candidate_id for e in self.db.evaluations(track=self.config.track, seed_set="benchmark")
+                if e.steps == steps}
+        jobs = [(c.id, EvalJob(c.source, self.config.track, steps=steps, submission=f"synth-{c.id}"))
+                for c in pending if c.id not in done]
+        for cand_id, result in self.pool.evaluate_many(jobs):
+            self.record(cand_id, result, proxy=True)
+        proxy = {e.candidate_id: e for e in self.db.evaluations(track=self.config.track, seed_set="benchmark")
+                 if e.steps == steps}
+        scored = self.db.candidates(status="scored") + self.db.candidates(status="duplicate")
+        population = alive(scored, self.config.population, self.config.elites)
+        reference = sorted(proxy[c.duplicate_of or c.id].fitness for c in population
+                           if (c.duplicate_of or c.id) in proxy and proxy[c.duplicate_of or c.id].fitness is not None)
+        quantile = self.config.proxy_quantile
+        threshold = reference[min(len(reference) - 1, int(quantile * len(reference)))] if reference else None
+        promoted = []
+        for cand in pending:
+            ev = proxy[cand.id]
+            if ev.fitness is None:
+                self.db.update_candidate(cand.id, status="failed")
+                self.progress.failures += 1
+                continue
+            beats = threshold is None or cand.generation == 0 or ev.fitness >= threshold
+            audit = not beats and cand.id % AUDIT_EVERY == 0
+            cand.timings["proxy"] = {"steps": steps, "fitness": ev.fitness, "threshold": threshold,
+                                     "promoted": beats, "audit": audit}
+            self.db.update_candidate(cand.id, timings=cand.timings)
+            if beats or audit:
+                promoted.append(cand)
+            else:
+                self.db.update_candidate(cand.id, status="screened")
+                self.progress.screened += 1
+        return promoted
+
+    def record(self, cand_id: int, result: EvalResult, proxy: bool = False) -> None:
+        """Stores one evaluation; a proxy run leaves the candidate pending for the cascade to decide."""
         fit = fitness(result)
         self.db.add_evaluation(
             Evaluation(candidate_id=cand_id, track=result.track, seed_set=result.seed_set,
                        steps=result.max_steps, outcome=result.outcome, fitness=fit,
                        result=result.model_dump(mode="json"), created_at=time.time()),
-            candidate_status="scored" if fit is not None else "failed", candidate_fitness=fit)
+            candidate_status="pending" if proxy else ("scored" if fit is not None else "failed"),
+            candidate_fitness=None if proxy else fit)
         self.progress.evaluations += 1
+        if proxy:
+            return
         self.progress.pending = max(0, self.progress.pending - 1)
         self.progress.eval_seconds += result.total_s if result.total_s == result.total_s else 0.0
         if fit is None:
@@ -221,6 +272,7 @@ class Evolution:
         p.failures = self.db.count("failed")
         p.invalid = self.db.count("invalid")
         p.dedup_hits = self.db.count("duplicate")
+        p.screened = self.db.count("screened")
         state = self.db.get_state("engine")
         p.generation = state["generation"] if state else 0
         self._update_best()
@@ -231,6 +283,8 @@ class Evolution:
             best = top[0]
             self.progress.best_id, self.progress.best_fitness = best.id, best.fitness
             self.progress.best_text = best.genome or "(free-form code)"
-            evals = self.db.evaluations(candidate_id=best.duplicate_of or best.id)
+            full = self.config.steps or get_track(self.config.track).max_steps
+            evals = [e for e in self.db.evaluations(candidate_id=best.duplicate_of or best.id, seed_set="benchmark")
+                     if e.steps == full]
             if evals:
                 self.progress.best_summary = describe(EvalResult.model_validate(evals[0].result))

@@ -26,12 +26,43 @@ def resolve_candidate(db: RunDB, candidate: int | None) -> int:
     return candidate
 
 
+def full_steps(config: dict) -> int:
+    from evaluator.tracks import get_track
+
+    return config.get("steps") or get_track(config["track"]).max_steps
+
+
 def search_result(db: RunDB, cand: Candidate) -> EvalResult | None:
-    """The candidate's score on the run's own track and seeds (a duplicate shares its twin's)."""
-    track = db.config()["track"]
-    for ev in db.evaluations(candidate_id=cand.duplicate_of or cand.id, track=track, seed_set="benchmark"):
-        return EvalResult.model_validate(ev.result)
+    """The candidate's full-budget score on the run's track and seeds (a duplicate shares its twin's)."""
+    config = db.config()
+    for ev in db.evaluations(candidate_id=cand.duplicate_of or cand.id, track=config["track"], seed_set="benchmark"):
+        if ev.steps == full_steps(config):
+            return EvalResult.model_validate(ev.result)
     return None
+
+
+def cascade_stats(db: RunDB) -> dict | None:
+    """What the fidelity cascade saved, and how many good children its proxy wrongly dropped.
+
+    Audited children (screened out, fully scored anyway) are the check: one counts as wrongly
+    dropped when its full score reaches the median full score of the run's scored candidates.
+    """
+    config = db.config()
+    if not config.get("proxy_steps"):
+        return None
+    cands = db.candidates()
+    proxied = [c for c in cands if c.timings.get("proxy")]
+    audited = [c for c in proxied if c.timings["proxy"].get("audit")]
+    full_fits = sorted(c.fitness for c in cands if c.status == "scored" and c.fitness is not None)
+    median = full_fits[len(full_fits) // 2] if full_fits else None
+    wrongly = [c.id for c in audited if c.fitness is not None and median is not None and c.fitness >= median]
+    full, proxy = full_steps(config), config["proxy_steps"]
+    fully_run = sum(1 for c in proxied if c.timings["proxy"]["promoted"] or c.timings["proxy"].get("audit"))
+    spent = len(proxied) * proxy + fully_run * full
+    return {"proxy_steps": proxy, "proxied": len(proxied), "promoted": fully_run - len(audited),
+            "screened": sum(1 for c in cands if c.status == "screened"), "audited": len(audited),
+            "wrongly_dropped": len(wrongly), "wrongly_dropped_ids": wrongly,
+            "training_steps_saved": 1 - spent / (len(proxied) * full) if proxied else 0.0}
 
 
 def heldout_summary(db: RunDB, cand_id: int) -> dict | None:
@@ -66,7 +97,8 @@ def leaderboard(db: RunDB, k: int) -> dict:
         "top": [candidate_row(db, c) for c in top],
         "operators": db.operator_stats(),
         "llm": db.llm_totals(),
-        "counts": {s: db.count(s) for s in ("scored", "failed", "duplicate", "invalid", "pending")},
+        "counts": {s: db.count(s) for s in ("scored", "failed", "duplicate", "invalid", "screened", "pending")},
+        "cascade": cascade_stats(db),
     }
 
 
@@ -91,6 +123,13 @@ def render_leaderboard(console: Console, board: dict) -> None:
         ops.add_row(row["operator"], *(str(row.get(k, 0)) for k in ("children", "scored", "failed", "duplicates", "improved")),
                     f"{mean:+.4f}" if isinstance(mean, (int, float)) else "-")
     console.print(ops)
+    cascade = board.get("cascade")
+    if cascade:
+        console.print(f"cascade: {cascade['proxied']} proxy runs of {cascade['proxy_steps']} steps, "
+                      f"{cascade['promoted']} promoted, {cascade['screened']} screened out, "
+                      f"{cascade['training_steps_saved']:.0%} of training steps saved; audit: "
+                      f"{cascade['wrongly_dropped']} of {cascade['audited']} screened-out children were good "
+                      f"(>= median full score)", highlight=False)
     llm = board.get("llm") or {}
     if llm.get("calls"):
         console.print(f"LLM: {llm['calls']} calls, {llm.get('tokens_in', 0)} tokens in, "

@@ -50,8 +50,8 @@ def progress_series(db: RunDB) -> dict:
     full run's; the finalists' re-runs at other step counts and the held-out seed sets are left out.
     """
     track = db.config()["track"]
-    full, proxy_steps = search_steps(db)
     evals = db.evaluations(track=track, seed_set="benchmark")
+    full, proxy_steps = search_steps(db) if evals else (None, None)
     if full is None and evals:
         full = statistics.mode(e.steps for e in evals)
     evals = [e for e in evals if e.steps == full or e.steps == proxy_steps]
@@ -107,8 +107,10 @@ def operator_rows(db: RunDB) -> list[dict]:
 def lineage_graph(db: RunDB, elite: int = ELITE) -> dict:
     """The ancestry of the `elite` best scored candidates, laid out by generation.
 
-    Nodes get a column (their generation's rank) and a row: within a generation they are ordered by the
-    mean row of their parents (one barycentre pass), then centred, which keeps most edges short.
+    Nodes get a column (their generation's rank) and a row. An edge that skips generations gets a waypoint
+    in each column it crosses (`via`, [col, row] pairs), so it runs in a lane of its own instead of behind
+    other nodes. Within a column, nodes and waypoints are ordered by the mean row of what feeds them
+    (one barycentre pass) and centred, which keeps most edges short and straight.
     """
     best = [c for c in db.top(elite * 4 + 10) if c.status == "scored"][:elite]
     nodes = {}
@@ -118,36 +120,47 @@ def lineage_graph(db: RunDB, elite: int = ELITE) -> dict:
     rank = {c.id: i + 1 for i, c in enumerate(best)}
     gens = sorted({c.generation for c in nodes.values()})
     col = {g: i for i, g in enumerate(gens)}
-    row: dict[int, float] = {}
-    columns = []
-    for g in gens:
-        members = [c for c in nodes.values() if c.generation == g]
-        def key(c):
-            ys = [row[p] for p in c.parents if p in row]
-            return (sum(ys) / len(ys) if ys else -1.0, c.id)
-        members.sort(key=key)
-        for i, c in enumerate(members):
-            row[c.id] = i
-        columns.append(members)
-    height = max((len(m) for m in columns), default=0)
-    out_nodes, edges = [], []
-    for members in columns:
-        offset = (height - len(members)) / 2
-        for i, c in enumerate(members):
-            result = search_result(db, c)
-            parent = nodes.get(c.parents[0]) if c.parents else None
-            out_nodes.append({
-                "id": c.id, "generation": c.generation, "col": col[c.generation], "row": i + offset,
-                "operator": c.operator, "model": c.model, "parents": c.parents, "status": c.status,
-                "fitness": _finite(c.fitness), "verdict": describe(result) if result else c.status,
-                "elite": rank.get(c.id), "kind": c.kind,
-                "diff": edge_diff(parent, c) if parent else "",
-                "code": c.genome or c.source if parent is None else "",
-            })
-            for j, p in enumerate(c.parents):
-                if p in nodes:
-                    op = c.operator + (f" ({c.model})" if c.model else "")
-                    edges.append({"src": p, "dst": c.id, "operator": op, "primary": j == 0})
+    edges, feeds = [], {}  # feeds: what each column member hangs from (node ids or waypoint keys)
+    members: list[list] = [[c.id for c in sorted(nodes.values(), key=lambda c: c.id) if c.generation == g] for g in gens]
+    for c in sorted(nodes.values(), key=lambda c: c.id):
+        feeds[c.id] = []
+        for j, p in enumerate(c.parents):
+            if p not in nodes:
+                continue
+            op = c.operator + (f" ({c.model})" if c.model else "")
+            edge = {"src": p, "dst": c.id, "operator": op, "primary": j == 0, "via": []}
+            prev = p
+            for k in range(col[nodes[p].generation] + 1, col[c.generation]):
+                key = ("via", len(edges), k)
+                members[k].append(key)
+                feeds[key] = [prev]
+                prev = key
+            feeds[c.id].append(prev)
+            edges.append(edge)
+    height = max((len(m) for m in members), default=0)
+    row: dict = {}
+    for k, column in enumerate(members):
+        def bary(key):
+            ys = [row[f] for f in feeds[key] if f in row]
+            return (sum(ys) / len(ys) if ys else -1.0, isinstance(key, tuple), str(key))
+        column.sort(key=bary)
+        offset = (height - len(column)) / 2
+        for i, key in enumerate(column):
+            row[key] = i + offset
+            if isinstance(key, tuple):
+                edges[key[1]]["via"].append([k, row[key]])
+    out_nodes = []
+    for c in sorted(nodes.values(), key=lambda c: (c.generation, row[c.id])):
+        result = search_result(db, c)
+        parent = nodes.get(c.parents[0]) if c.parents else None
+        out_nodes.append({
+            "id": c.id, "generation": c.generation, "col": col[c.generation], "row": row[c.id],
+            "operator": c.operator, "model": c.model, "parents": c.parents, "status": c.status,
+            "fitness": _finite(c.fitness), "verdict": describe(result) if result else c.status,
+            "elite": rank.get(c.id), "kind": c.kind,
+            "diff": edge_diff(parent, c) if parent else "",
+            "code": c.genome or c.source if parent is None else "",
+        })
     return {"nodes": out_nodes, "edges": edges, "columns": len(gens), "rows": height, "generations": gens}
 
 
@@ -368,16 +381,21 @@ def _lineage_svg(graph: dict) -> str:
     lo, hi = (min(fits), max(fits)) if fits else (0, 1)
     body = [f'<text class="tick" x="{x:.0f}" y="16" text-anchor="middle">gen {g}</text>'
             for g, x in zip(graph["generations"], (30 + nw / 2 + i * cw for i in range(graph["columns"])))]
-    for e in graph["edges"]:
-        (x1, y1), (x2, y2) = pos[e["src"]], pos[e["dst"]]
-        x1, x2 = x1 + nw / 2, x2 - nw / 2
-        mx = (x1 + x2) / 2
+    for e in graph["edges"]:  # smooth curve from the parent's right side through waypoints to the child's left
+        pts = [(pos[e["src"]][0] + nw / 2, pos[e["src"]][1])]
+        for k, r in e["via"]:
+            pts += [(30 + k * cw, 40 + r * rh + nh / 2), (30 + nw + k * cw, 40 + r * rh + nh / 2)]
+        pts.append((pos[e["dst"]][0] - nw / 2, pos[e["dst"]][1]))
+        d = f"M{pts[0][0]:.1f},{pts[0][1]:.1f}"
+        for (xa, ya), (xb, yb) in zip(pts, pts[1:]):
+            mx = (xa + xb) / 2
+            d += f" C{mx:.1f},{ya:.1f} {mx:.1f},{yb:.1f} {xb:.1f},{yb:.1f}"
         cls = "edge" if e["primary"] else "edge second"
-        body.append(f'<path class="{cls}" data-src="{e["src"]}" data-dst="{e["dst"]}" '
-                    f'd="M{x1:.1f},{y1:.1f} C{mx:.1f},{y1:.1f} {mx:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"/>')
-        if e["primary"]:  # the label sits in the gap just before the child, where the edge is its own
-            lx = x2 - (cw - nw) / 2
-            ly = _bezier_y(x1, y1, mx, x2, y2, lx)
+        body.append(f'<path class="{cls}" data-src="{e["src"]}" data-dst="{e["dst"]}" d="{d}"/>')
+        if e["primary"]:  # the label sits in the gap just before the child
+            (xa, ya), (xb, yb) = pts[-2], pts[-1]
+            lx = (xa + xb) / 2
+            ly = _bezier_y(xa, ya, lx, xb, yb, lx)
             body.append(f'<text class="edgelabel" x="{lx:.1f}" y="{ly - 3:.1f}" text-anchor="middle">'
                         f'{_esc(e["operator"])}</text>')
     for n in graph["nodes"]:

@@ -49,6 +49,8 @@ def live_view(progress: Progress, bar: Bar, task) -> Group:
     stats.add_row("evaluations", str(progress.evaluations), "pending", str(progress.pending))
     stats.add_row("dedup hits", str(progress.dedup_hits), "invalid (probe)", str(progress.invalid))
     stats.add_row("failures", str(progress.failures), "evals/min", f"{progress.evals_per_minute:.1f}")
+    if progress.screened:
+        stats.add_row("screened (cascade)", str(progress.screened))
     best = (f"#{progress.best_id}  fitness {progress.best_fitness:.4f}  {progress.best_summary}"
             if progress.best_id is not None else "none yet")
     stats.add_row("best", best)
@@ -119,6 +121,7 @@ def run_summary(db: RunDB, progress: Progress, wall_s: float, run_dir: Path) -> 
         "best": board["top"][0] if board["top"] else None,
         "operators": board["operators"],
         "llm": board["llm"],
+        "cascade": board["cascade"],
     }
 
 
@@ -129,6 +132,6 @@ def print_summary(console: Console, summary: dict) -> None:
     console.print(f"{summary['evaluations']} evaluations in {summary['wall_s']} s, {summary['dedup_hits']} dedup hits, "
                   f"{summary['invalid']} invalid children caught by the probe, {summary['failures']} failed runs")
     render_leaderboard(console, {"top": [summary["best"]] if summary["best"] else [], "operators": summary["operators"],
-                                 "llm": summary["llm"], "track": None})
+                                 "llm": summary["llm"], "track": None, "cascade": summary["cascade"]})
     console.print(f"next: synth show {summary['run_dir']} | synth lineage {summary['run_dir']} --diff | "
                   f"synth export {summary['run_dir']} --out best/", highlight=False)
