@@ -133,15 +133,20 @@ class Sandbox:
         self.network = hello.get("network")
 
     def _ask(self, request: dict, deadline_s: float) -> dict:
-        """Sends a request; a worker that dies or hangs is replaced and the request reported failed."""
-        try:
-            if self.proc is None or self.proc.poll() is not None:
-                self._start()
-            return self._exchange(request, deadline_s)
-        except WorkerDied as err:
-            self.close()
-            self.restarts += 1
-            return {"outcome": "timeout" if "answer" in str(err) else "crash", "error": f"worker: {err}"}
+        """Sends a request. A worker that died under it is replaced and the request re-queued once;
+        one that stopped answering is replaced and the request reported as a timeout."""
+        for attempt in (1, 2):
+            try:
+                if self.proc is None or self.proc.poll() is not None:
+                    self._start()
+                return self._exchange(request, deadline_s)
+            except WorkerDied as err:
+                self.close()
+                self.restarts += 1
+                hung = "answer" in str(err)
+                if hung or attempt == 2:
+                    return {"outcome": "timeout" if hung else "crash", "error": f"worker: {err}"}
+        raise AssertionError("unreachable")
 
     def _exchange(self, request: dict, deadline_s: float) -> dict:
         assert self.proc is not None and self.proc.stdin and self.proc.stdout

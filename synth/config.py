@@ -55,14 +55,22 @@ class RunConfig(BaseModel):
     llm_level: Literal["program", "code", "mixed"] = "mixed"
     prompts_dir: Optional[str] = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _proxy_shorter_than_run(cls, values: dict) -> dict:
+        """A proxy as long as the run itself gates nothing: the cascade is off then."""
+        if isinstance(values, dict):
+            steps, proxy = values.get("steps") or 400, values.get("proxy_steps", 100)
+            if isinstance(steps, int) and isinstance(proxy, int) and proxy >= steps:
+                values = {**values, "proxy_steps": 0}
+        return values
+
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
         if self.tournament > self.population:
             raise ValueError(f"tournament ({self.tournament}) cannot exceed population ({self.population})")
         if self.elites >= self.population:
             raise ValueError(f"elites ({self.elites}) must be smaller than population ({self.population})")
-        if self.proxy_steps and self.proxy_steps >= (self.steps or 400):
-            object.__setattr__(self, "proxy_steps", 0)  # a proxy as long as the run gates nothing
         unknown = set(self.operator_weights) - set(DEFAULT_OPERATOR_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown operators {sorted(unknown)}: known are {sorted(DEFAULT_OPERATOR_WEIGHTS)}")

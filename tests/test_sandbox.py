@@ -155,3 +155,20 @@ def test_two_argument_constructor_is_rejected_with_the_contract_rule(sandbox):
     result = sandbox.evaluate((HOSTILE / "two_arg_constructor.py").read_text(), "single_ar", steps=2)
     assert result.outcome == "rejected"
     assert "contract-init" in result.error
+
+
+def test_a_worker_killed_mid_candidate_requeues_it():
+    """The worker dies while a candidate trains; the candidate is re-run on a fresh worker, once."""
+    import os
+    import signal
+    import threading
+
+    with Sandbox(Limits(timeout_s=120)) as sandbox:
+        sandbox.evaluate(ADAMW_SUBMISSION, "single_ar", steps=1)  # a warm worker to kill
+        victim = sandbox.proc.pid
+        killer = threading.Timer(0.5, lambda: os.killpg(victim, signal.SIGKILL))
+        killer.start()  # the 400-step run below takes ~3 s: the kill lands mid-candidate
+        result = sandbox.evaluate(ADAMW_SUBMISSION, "single_ar")
+        killer.join()
+        assert result.outcome == "ok" and result.final_eval_accuracy == 0.619384765625
+        assert sandbox.proc.pid != victim and sandbox.restarts == 1
