@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evaluator.record import EvalResult
 from population.db import RunDB
 from synth.fitness import describe
 from synth.inspect import search_result

@@ -50,7 +50,35 @@ def run_job(sandbox: Sandbox, job: EvalJob) -> EvalResult:
                             submission=job.submission, gradient_noise_seed=job.gradient_noise_seed)
 
 
-class LocalPool:
+class Backend:
+    """What the engine needs from a backend: submit jobs, get futures. The rest follows from that."""
+
+    def submit_eval(self, job: EvalJob) -> Future:
+        raise NotImplementedError
+
+    def submit_probe(self, source: str) -> Future:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def evaluate_many(self, jobs: Iterable[tuple[Any, EvalJob]]) -> Iterator[tuple[Any, EvalResult]]:
+        """Yields (key, result) in completion order; each key exactly once."""
+        futures = {self.submit_eval(job): key for key, job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def probe(self, source: str) -> ProbeResult:
+        return self.submit_probe(source).result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LocalPool(Backend):
     """One Sandbox per slot; a job goes to whichever slot is free. Thread-safe."""
 
     def __init__(self, workers: int | None = None, limits: Limits = Limits(), devices: str = "cpu") -> None:
@@ -78,15 +106,6 @@ class LocalPool:
     def submit_probe(self, source: str) -> Future:
         return self.executor.submit(self._with_slot, lambda s, src: s.probe(src), source)
 
-    def evaluate_many(self, jobs: Iterable[tuple[Any, EvalJob]]) -> Iterator[tuple[Any, EvalResult]]:
-        """Yields (key, result) in completion order."""
-        futures = {self.submit_eval(job): key for key, job in jobs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-
-    def probe(self, source: str) -> ProbeResult:
-        return self.submit_probe(source).result()
-
     def warm(self, track: str, steps: int | None = None, seed_set: str = "benchmark") -> None:
         """Builds the track's data in every worker at once."""
         futures = [self.executor.submit(slot.warm, track, seed_set, steps) for slot in self.slots]
@@ -97,9 +116,3 @@ class LocalPool:
         self.executor.shutdown(wait=True, cancel_futures=True)
         for slot in self.slots:
             slot.close()
-
-    def __enter__(self) -> "LocalPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -21,11 +21,11 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import Future, as_completed
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from evaluator.pool import EvalJob, parse_devices
+from evaluator.pool import Backend, EvalJob, parse_devices
 from evaluator.probe import ProbeResult
 from evaluator.record import EvalResult
 from evaluator.sandbox import Limits, Sandbox
@@ -106,7 +106,7 @@ def _lost(task: _Task) -> Any:
                       target_mse=spec.target_mse, target_accuracy=spec.target_accuracy, outcome="crash", error=error)
 
 
-class RayPool:
+class RayPool(Backend):
     """One Ray actor (one warm Sandbox) per slot; a job goes to whichever actor is free. Thread-safe."""
 
     def __init__(self, workers: int | None = None, limits: Limits = Limits(), devices: str = "cpu",
@@ -153,15 +153,6 @@ class RayPool:
     def submit_probe(self, source: str) -> Future:
         return self._submit("probe", source)
 
-    def evaluate_many(self, jobs: Iterable[tuple[Any, EvalJob]]) -> Iterator[tuple[Any, EvalResult]]:
-        """Yields (key, result) in completion order; each key exactly once."""
-        futures = {self.submit_eval(job): key for key, job in jobs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-
-    def probe(self, source: str) -> ProbeResult:
-        return self.submit_probe(source).result()
-
     def warm(self, track: str, steps: int | None = None, seed_set: str = "benchmark") -> None:
         """Builds the track's data in every actor's worker at once (a lost actor rebuilds it lazily)."""
         refs = [actor.warm.remote(track, seed_set, steps) for actor in self.actors]
@@ -201,12 +192,6 @@ class RayPool:
                     pass
         if self.started_ray:
             ray.shutdown()
-
-    def __enter__(self) -> "RayPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ internals
     def _new_actor(self, device: str):

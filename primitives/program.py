@@ -22,12 +22,11 @@ from __future__ import annotations
 import ast
 import inspect
 import random
-from functools import cached_property
 
 from deap import gp
 
 from primitives import ops
-from primitives.pset import (MAX_SLOTS, SLOT_NAMES, Tensor, build_pset, check_constant, is_constant,
+from primitives.pset import (SLOT_NAMES, Tensor, build_pset, check_constant, is_constant,
                              make_constant, using_rng)
 
 ROLES: tuple[str, ...] = (*SLOT_NAMES, "update")

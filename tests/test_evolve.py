@@ -144,3 +144,31 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(run_dir, tmp_path):
     assert synth_cli("evolve", *args, "--run-dir", str(victim)).returncode == 0
     assert evaluation_keys(victim) == target  # same ids, same candidates, no gaps, no duplicates
     assert candidates(victim) == candidates(reference)
+
+
+def test_cascade_screens_audits_and_reports(tmp_path):
+    run = tmp_path / "cascade"
+    proc = synth_cli("evolve", "--track", "single_ar", "--steps", "60", "--proxy-steps", "20", "--population", "6",
+                     "--generations", "3", "--seed", "5", "--finalists", "0", "--quiet", "--run-dir", str(run))
+    assert proc.returncode == 0, proc.stderr
+    with sqlite3.connect(run / "synth.db") as conn:
+        rows = conn.execute("SELECT id, generation, status, timings FROM candidates").fetchall()
+        evals = conn.execute("SELECT candidate_id, steps FROM evaluations").fetchall()
+    full = {c for c, s in evals if s == 60}
+    proxied = {c for c, s in evals if s == 20}
+    for cid, generation, status, timings in rows:
+        gate = json.loads(timings).get("proxy")
+        if status == "screened" and gate:  # screened by its own proxy, never given the full run
+            assert cid in proxied and cid not in full and not gate["promoted"]
+            assert gate["fitness"] < gate["threshold"]
+        if gate and gate["promoted"]:
+            assert cid in full
+        if gate and gate["audit"]:  # below the bar, fully scored anyway to measure the proxy
+            assert cid in full and cid % 10 == 0 and not gate["promoted"]
+        if generation == 0:
+            assert cid in full  # seeds always get the full run
+    assert any(r[2] == "screened" for r in rows)
+    cascade = json.loads(synth_cli("show", str(run), "--json").stdout)["cascade"]
+    assert cascade["proxy_steps"] == 20 and cascade["screened"] == sum(r[2] == "screened" for r in rows)
+    assert cascade["audited"] == sum(bool(json.loads(r[3]).get("proxy", {}).get("audit")) for r in rows)
+    assert 0 < cascade["training_steps_saved"] < 1
