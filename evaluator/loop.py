@@ -107,7 +107,7 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
         target_mse=spec.target_mse, target_accuracy=spec.target_accuracy,
         last_train_loss=last_loss, training_wall_time_s=wall, curve=curve,
         global_rng_used=not torch.equal(rng_after_init, torch.get_rng_state()),
-        torch=torch.__version__, device="cpu", platform=platform.platform(),
+        torch=torch.__version__, device=data.device, platform=platform.platform(),
         date_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **metrics,
     )

@@ -194,12 +194,21 @@ class TrackData:
     eval_y: torch.Tensor
     batch_indices: torch.Tensor
     build_seconds: float = 0.0
+    device: str = "cpu"
 
     def make_student(self) -> nn.Module:
+        """Seeded and built on the CPU exactly as the benchmark does, then moved to the data's device."""
         torch.manual_seed(self.seeds.student)
         if self.spec.task == "regression":
-            return AttentionRegressor()
-        return AssociativeRecall(self.spec.num_queries)
+            return AttentionRegressor().to(self.device)
+        return AssociativeRecall(self.spec.num_queries).to(self.device)
+
+    def to(self, device: str) -> "TrackData":
+        if device == self.device:
+            return self
+        move = lambda t: t.to(device)  # noqa: E731
+        return TrackData(self.spec, self.seeds, move(self.train_x), move(self.train_y), move(self.eval_x),
+                         move(self.eval_y), move(self.batch_indices), self.build_seconds, device)
 
     @property
     def loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
