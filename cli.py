@@ -136,6 +136,7 @@ def evolve(
     tournament: Optional[int] = typer.Option(None, min=1, help="Tournament size (default 4)."),
     finalists: Optional[int] = typer.Option(None, min=0, help="Top candidates re-scored on held-out seeds and checked at the end (default 3)."),
     heldout: Optional[int] = typer.Option(None, min=1, help="Held-out seed sets per finalist (default 3)."),
+    robust: Optional[int] = typer.Option(None, min=1, help="Search fitness = mean over K seed sets (benchmark + search-1..K-1); K times the cost."),
     llm: Optional[List[str]] = typer.Option(None, "--llm", help="LLM for code edits, e.g. openai:MODEL, anthropic:MODEL, openai:MODEL@http://host:port/v1[,weight=2]. Repeat for an ensemble."),
     llm_rate: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Share of children made by LLM operators."),
     llm_budget: Optional[float] = typer.Option(None, min=0.0, help="LLM budget in USD; then genetic operators only."),
@@ -153,7 +154,7 @@ def evolve(
 
     overrides = dict(track=track, generations=generations, population=population, seed=seed, workers=workers,
                      devices=devices, backend=backend, ray_address=address, steps=steps, proxy_steps=proxy_steps, proxy_quantile=proxy_quantile,
-                     tournament=tournament, finalists=finalists, heldout=heldout, llm=llm or None, llm_rate=llm_rate, llm_budget_usd=llm_budget,
+                     tournament=tournament, finalists=finalists, heldout=heldout, robust=robust, llm=llm or None, llm_rate=llm_rate, llm_budget_usd=llm_budget,
                      llm_budget_tokens=llm_budget_tokens, prompts_dir=str(prompts) if prompts else None,
                      timeout_s=timeout)
     try:
@@ -171,7 +172,8 @@ def evolve(
         fail(str(err))
     with db:
         try:
-            summary = run_evolution(db, cfg, run_dir, resumed, console=console, live=not (quiet or as_json))
+            summary = run_evolution(db, cfg, run_dir, resumed, console=errors if as_json else console,
+                                    live=not (quiet or as_json))
         except KeyboardInterrupt:
             errors.print(f"interrupted: every finished evaluation is saved. Resume with: synth evolve --run-dir {run_dir}")
             raise typer.Exit(EXIT_INTERRUPTED)

@@ -34,16 +34,17 @@ BENCHMARK_SEEDS = SeedSet("benchmark")
 
 
 def seed_set(name: str) -> SeedSet:
-    """`benchmark`, or `heldout-K` (K >= 1): every seed replaced by a hash of (name, role).
+    """`benchmark`, `heldout-K` or `search-K` (K >= 1): every seed replaced by a hash of (name, role).
 
-    Held-out sets change all five seeds at once, so a candidate tuned to the benchmark's data,
-    student init, batch order or teacher cannot carry that tuning over.
+    These sets change all five seeds at once, so a candidate tuned to the benchmark's data,
+    student init, batch order or teacher cannot carry that tuning over. `search-K` sets are what
+    `--robust` searches on; `heldout-K` sets are only ever used to check finalists.
     """
     if name == "benchmark":
         return BENCHMARK_SEEDS
     prefix, _, k = name.partition("-")
-    if prefix != "heldout" or not k.isdigit() or int(k) < 1:
-        raise ValueError(f"unknown seed set {name!r}: use 'benchmark' or 'heldout-K' with K >= 1")
+    if prefix not in ("heldout", "search") or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"unknown seed set {name!r}: use 'benchmark', 'heldout-K' or 'search-K' with K >= 1")
 
     def derive(role: str) -> int:
         return int.from_bytes(hashlib.sha256(f"{name}/{role}".encode()).digest()[:4], "little") % (2**31)

@@ -19,7 +19,7 @@ DEFAULT_OPERATOR_WEIGHTS = {
 
 # Fields that define what a run *is*; resuming with a different value would mix two experiments.
 IDENTITY_FIELDS = ("track", "seed", "population", "tournament", "elites", "steps", "seeds",
-                   "operator_weights", "proxy_steps", "proxy_quantile")
+                   "operator_weights", "proxy_steps", "proxy_quantile", "robust")
 
 
 class RunConfig(BaseModel):
@@ -38,6 +38,7 @@ class RunConfig(BaseModel):
     proxy_steps: int = Field(100, ge=0, description="fidelity cascade: the short run that gates the full one (0: off)")
     proxy_quantile: float = Field(0.75, ge=0.0, le=1.0,
                                   description="cascade: a child's proxy score must reach this quantile of the population's")
+    robust: int = Field(1, ge=1, description="search fitness = mean over this many seed sets (benchmark + search-K)")
     finalists: int = Field(3, ge=0, description="top candidates re-scored on held-out seeds and checked at the end")
     heldout: int = Field(3, ge=1, description="held-out seed sets per finalist")
     # where and how candidates run

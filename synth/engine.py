@@ -193,12 +193,35 @@ class Evolution:
             self.on_progress(self.progress)
             if self.config.proxy_steps:
                 pending = self._screen(pending)
-            jobs = [(c.id, EvalJob(c.source, self.config.track, steps=self.config.steps,
-                                   submission=f"synth-{c.id}")) for c in pending]
-            for cand_id, result in self.pool.evaluate_many(jobs):
-                self.record(cand_id, result)
+            if self.config.robust > 1:
+                self._score_robust(pending)
+            else:
+                jobs = [(c.id, EvalJob(c.source, self.config.track, steps=self.config.steps,
+                                       submission=f"synth-{c.id}")) for c in pending]
+                for cand_id, result in self.pool.evaluate_many(jobs):
+                    self.record(cand_id, result)
             self._resolve_sibling_duplicates()
         self._refresh_progress()
+
+    def _score_robust(self, pending: list[Candidate]) -> None:
+        """`--robust K`: the full run on K seed sets; fitness is the mean, and any failure fails it."""
+        seed_sets = ["benchmark"] + [f"search-{i}" for i in range(1, self.config.robust)]
+        steps = self.config.steps or get_track(self.config.track).max_steps
+        done = {(e.candidate_id, e.seed_set) for e in self.db.evaluations(track=self.config.track) if e.steps == steps}
+        jobs = [((c.id, s), EvalJob(c.source, self.config.track, steps=self.config.steps, seed_set=s,
+                                    submission=f"synth-{c.id}"))
+                for c in pending for s in seed_sets if (c.id, s) not in done]
+        for (cand_id, _), result in self.pool.evaluate_many(jobs):
+            self.record(cand_id, result, proxy=True)  # the candidate stays pending until all K are in
+        for cand in pending:
+            fits = [e.fitness for e in self.db.evaluations(candidate_id=cand.id, track=self.config.track)
+                    if e.steps == steps and e.seed_set in seed_sets]
+            if len(fits) == len(seed_sets) and all(f is not None for f in fits):
+                self.db.update_candidate(cand.id, status="scored", fitness=sum(fits) / len(fits))
+            else:
+                self.db.update_candidate(cand.id, status="failed")
+                self.progress.failures += 1
+        self._update_best()
 
     def _screen(self, pending: list[Candidate]) -> list[Candidate]:
         """The fidelity cascade: a short proxy run first; only children whose proxy score reaches the
@@ -239,7 +262,8 @@ class Evolution:
         return promoted
 
     def record(self, cand_id: int, result: EvalResult, proxy: bool = False) -> None:
-        """Stores one evaluation; a proxy run leaves the candidate pending for the cascade to decide."""
+        """Stores one evaluation; with `proxy` (a cascade proxy, or one of --robust's K runs) the
+        candidate stays pending for the caller to decide."""
         fit = fitness(result)
         self.db.add_evaluation(
             Evaluation(candidate_id=cand_id, track=result.track, seed_set=result.seed_set,

@@ -1,5 +1,6 @@
 """Several models as one: weighted choice per call, shared token/USD budgets, and dropping a provider
-that cannot answer (no key, auth refused, server down) for the rest of the run.
+that cannot answer (no key, auth refused, server down) for the rest of the run, or that failed
+`max_failures` calls in a row otherwise (timeouts, server errors: each already retried by the SDK).
 
 `notices` collects one line per event worth telling the user (a disabled provider, an unpriced
 model, a spent budget); the engine prints each once.
@@ -20,7 +21,8 @@ class BudgetExhausted(LLMError):
 
 class LLMEnsemble:
     def __init__(self, specs: Sequence[LLMSpec], budget_tokens: int | None = None,
-                 budget_usd: float | None = None, factory: Callable[[LLMSpec], Provider] | None = None):
+                 budget_usd: float | None = None, factory: Callable[[LLMSpec], Provider] | None = None,
+                 max_failures: int = 2):
         if not specs:
             raise ValueError("LLMEnsemble needs at least one LLM spec")
         if factory is None:
@@ -35,6 +37,8 @@ class LLMEnsemble:
         self._factory = factory
         self._providers: dict[int, Provider] = {}
         self._budget_noted = False
+        self.max_failures = max_failures
+        self._failures: dict[str, int] = {}  # spec label -> failed calls in a row
         self.last_spec: LLMSpec | None = None  # the spec of the latest call, also when it raised
 
     @property
@@ -80,6 +84,12 @@ class LLMEnsemble:
         except LLMUnavailable as exc:
             self.disable(spec, str(exc))
             raise
+        except LLMError as exc:
+            failures = self._failures[spec.label] = self._failures.get(spec.label, 0) + 1
+            if failures >= self.max_failures:
+                self.disable(spec, f"{exc}; {failures} failed calls in a row")
+            raise
+        self._failures[spec.label] = 0
         self.calls += 1
         self.tokens_in += completion.tokens_in
         self.tokens_out += completion.tokens_out
