@@ -173,3 +173,18 @@ def test_cascade_screens_audits_and_reports(tmp_path):
     assert cascade["proxy_steps"] == 20 and cascade["screened"] == sum(r[2] == "screened" for r in rows)
     assert cascade["audited"] == sum(bool(json.loads(r[3]).get("proxy", {}).get("audit")) for r in rows)
     assert 0 < cascade["training_steps_saved"] < 1
+
+
+def test_robust_fitness_is_the_mean_over_search_seed_sets(tmp_path):
+    run = tmp_path / "robust"
+    proc = synth_cli("evolve", "--track", "single_ar", "--steps", "40", "--population", "4", "--generations", "1",
+                     "--robust", "2", "--finalists", "0", "--workers", "1", "--quiet", "--json", "--run-dir", str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["evaluations"] > 0  # --json: stdout is the summary alone
+    with sqlite3.connect(run / "synth.db") as conn:
+        scored = conn.execute("SELECT id, fitness FROM candidates WHERE status = 'scored'").fetchall()
+        assert scored
+        for cid, fit in scored:
+            per_set = dict(conn.execute("SELECT seed_set, fitness FROM evaluations WHERE candidate_id = ?", (cid,)))
+            assert set(per_set) == {"benchmark", "search-1"}
+            assert fit == pytest.approx(sum(per_set.values()) / 2)
