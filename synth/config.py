@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_OPERATOR_WEIGHTS = {
     "crossover": 2.0,
@@ -55,6 +55,15 @@ class RunConfig(BaseModel):
     llm_budget_tokens: Optional[int] = Field(None, ge=0)
     llm_level: Literal["program", "code", "mixed"] = "mixed"
     prompts_dir: Optional[str] = None
+
+    @field_validator("llm")
+    @classmethod
+    def _llm_specs(cls, specs: list[str]) -> list[str]:
+        from synth.llm.spec import parse_llm_spec
+
+        for spec in specs:
+            parse_llm_spec(spec)  # a bad spec is refused before a run directory exists
+        return specs
 
     @model_validator(mode="before")
     @classmethod

@@ -76,7 +76,7 @@ class Evolution:
         self.db = db
         self.config = config
         self.pool = pool
-        self.llm = llm  # synth.llm_operators.LLMVariation or None
+        self.llm = llm  # synth.llm_variation.LLMVariation or None
         self.on_progress = on_progress
         self.progress = Progress(generations=config.generations)
         self.rng = random.Random(config.seed)
@@ -135,7 +135,9 @@ class Evolution:
         made: list[Candidate] = []
         for _ in range(self.config.max_proposal_tries):
             child = None
-            if self.llm is not None and self.llm.active and self.rng.random() < self.config.llm_rate:
+            llm_failed_here = any(c.operator.startswith("llm_") for c in made)  # then retry genetically
+            if (self.llm is not None and not llm_failed_here and self.llm.active
+                    and self.rng.random() < self.config.llm_rate):
                 child = self.llm.propose(self, population, generation, batch + made)
             if child is None:
                 operator = self._choose_operator()

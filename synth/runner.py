@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -40,7 +41,7 @@ def make_llm(cfg: RunConfig, db: RunDB, console: Console):
         return None
     from synth.llm_variation import LLMVariation
 
-    return LLMVariation(cfg, db, notice=lambda line: console.print(f"[yellow]{line}[/]", highlight=False))
+    return LLMVariation(cfg, db, notice=lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False))
 
 
 def live_view(progress: Progress, bar: Bar, task) -> Group:
