@@ -80,6 +80,8 @@ def _lineage(ax, db: RunDB) -> None:
     lo, hi = (min(fits), max(fits)) if fits else (0.0, 1.0)
     cmap = matplotlib.colormaps["viridis"]
     w, h = 0.32, 0.28
+    crowd = max(1.0, graph["columns"] / 10)  # long lineages: smaller type, stacked labels
+    small, tiny = max(4.0, 8 / crowd), max(3.5, 7 / crowd)
     for e in graph["edges"]:  # through the waypoints of a generation-skipping edge, arrow on the last leg
         pts = [(pos[e["src"]][0] + w, pos[e["src"]][1])]
         pts += [(k + dx, -r) for k, r in e["via"] for dx in (-w, w)]
@@ -90,7 +92,8 @@ def _lineage(ax, db: RunDB) -> None:
         ax.annotate("", xy=(x2, y2), xytext=(x1, y1),
                     arrowprops=dict(arrowstyle="-|>", color="#8a94a6", lw=1.2, ls=style, shrinkA=0, shrinkB=0))
         if e["primary"]:
-            ax.text((x1 + x2) / 2, (y1 + y2) / 2 + 0.06, e["operator"], ha="center", va="bottom", fontsize=7,
+            label = e["operator"] if crowd == 1 else e["operator"].replace("mutate_", "m.").replace("perturb_", "p.")
+            ax.text((x1 + x2) / 2, (y1 + y2) / 2 + 0.06, label, ha="center", va="bottom", fontsize=tiny,
                     color="#555", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
     for n in graph["nodes"]:
         x, y = pos[n["id"]]
@@ -100,10 +103,11 @@ def _lineage(ax, db: RunDB) -> None:
                                     fc=face, ec=ORANGE if n["elite"] else "#333", lw=2.2 if n["elite"] else 0.8,
                                     zorder=3))
         fit = "-" if n["fitness"] is None else f"{n['fitness']:.3g}"
-        ax.text(x, y, f"{'★' if n['elite'] else ''}#{n['id']} {fit}", ha="center", va="center", fontsize=7,
+        sep = " " if crowd == 1 else "\n"
+        ax.text(x, y, f"{'★' if n['elite'] else ''}#{n['id']}{sep}{fit}", ha="center", va="center", fontsize=tiny,
                 family="monospace", color="black" if t > 0.55 or n["fitness"] is None else "white", zorder=4)
     for i, g in enumerate(graph["generations"]):
-        ax.text(i, 0.5, f"gen {g}", ha="center", va="bottom", fontsize=8, color="#555")
+        ax.text(i, 0.5, f"gen {g}" if crowd == 1 else str(g), ha="center", va="bottom", fontsize=small, color="#555")
     ax.set_xlim(-0.5, graph["columns"] - 0.5)
     ax.set_ylim(-max(graph["rows"] - 1, 0) - 0.5, 0.8)
 
