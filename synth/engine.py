@@ -122,7 +122,7 @@ class Evolution:
 
     def _propose(self, generation: int) -> list[Candidate]:
         scored = self.db.candidates(status="scored") + self.db.candidates(status="duplicate")
-        population = alive(sorted(scored, key=lambda c: c.id), self.config.population, self.config.elites)
+        population = alive(scored, self.config.population, self.config.elites)
         if not population:
             raise RuntimeError("no scored candidate is alive: every seed failed to evaluate")
         children: list[Candidate] = []
@@ -142,7 +142,8 @@ class Evolution:
             if child is None:
                 operator = self._choose_operator()
                 n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
-                programs = [c for c in population if c.genome] or population
+                # genetic operators need program text: code-only LLM children are not their parents
+                programs = [c for c in population if c.genome] or [c for c in self.db.top(100) if c.genome]
                 parents = select_parents(programs, n_parents, self.config.tournament, self.rng)
                 program, params = OPERATORS[operator](self.rng, [Program.from_text(p.genome) for p in parents])
                 child = self._candidate(program, generation, [p.id for p in parents], operator, params, batch + made)
@@ -157,11 +158,11 @@ class Evolution:
         return self.rng.choices(names, weights=weights, k=1)[0]
 
     def _candidate(self, program: Program, generation: int, parents: list[int], operator: str,
-                   params: dict, batch: list[Candidate], model: str | None = None) -> Candidate:
+                   params: dict, batch: list[Candidate]) -> Candidate:
         source = program.render(title=f"synth {self.config.track} candidate, operator {operator}")
         return self.admit(Candidate(
             generation=generation, kind="program", genome=program.to_text(), source=source, parents=parents,
-            operator=operator, operator_params=params, model=model, status="pending", created_at=time.time(),
+            operator=operator, operator_params=params, status="pending", created_at=time.time(),
             timings={}), batch)
 
     def admit(self, cand: Candidate, batch: list[Candidate]) -> Candidate:
