@@ -109,13 +109,20 @@ class Program:
 
     @property
     def used_slots(self) -> list[str]:
-        """Slots the optimizer must keep: updated ones and ones any tree reads (a never-updated slot reads as zeros)."""
-        read = {node.format() for tree in self._live_trees() for node in tree if node.arity == 0}
-        updated = set(self.updated_slots())
-        return [name for name in SLOT_NAMES if name in updated or name in read]
+        """Slots the update depends on, directly or through other slots (a never-updated one reads as zeros).
 
-    def _live_trees(self) -> list[gp.PrimitiveTree]:
-        return [tree for role, tree in zip(ROLES, self.trees) if str(tree) != role]
+        A slot nothing downstream reads is dead code the search carried along: rendering it would
+        only cost time on every step of every evaluation, so it is left out.
+        """
+        live: set[str] = set()
+        frontier = [self.tree("update")]
+        while frontier:
+            for node in frontier.pop():
+                name = node.format() if node.arity == 0 else None
+                if name in SLOT_NAMES and name not in live:
+                    live.add(name)
+                    frontier.append(self.tree(name))
+        return [name for name in SLOT_NAMES if name in live]
 
     def primitive_names(self) -> list[str]:
         """Names of the primitives the program uses, in primitives/ops.py order."""
@@ -218,7 +225,7 @@ def _python(role: str, tree: gp.PrimitiveTree) -> str:
 
 def render_submission(program: Program, title: str = "") -> str:
     slots = program.used_slots
-    updated = program.updated_slots()
+    updated = [s for s in program.updated_slots() if s in slots]
     helpers = "\n\n\n".join(inspect.getsource(getattr(ops, name)).rstrip() for name in program.primitive_names())
     text = program.to_text().replace("\\", "\\\\")
     heading = f"{title}\n\n" if title else ""

@@ -164,7 +164,8 @@ def test_rendered_code_reads_like_a_hand_written_optimizer():
 
 def test_slots_update_in_order_and_never_alias_gradient_or_parameter():
     """s0 sees g; s1 sees s0's new value and s2's old one; a slot copied from p keeps p's value before the update."""
-    text = "s0 = add(s1, g)\ns1 = add(s0, s2)\ns2 = p\nupdate = scale(g, -1.0)"
+    # the update reads s1 and s2 (times zero) so that every slot is live and rendered
+    text = "s0 = add(s1, g)\ns1 = add(s0, s2)\ns2 = p\nupdate = sub(scale(g, -1.0), scale(add(s1, s2), 0.0))"
     p = nn.Parameter(torch.tensor([1.0, 2.0]))
     optimizer = load(Program.from_text(text).render())([p])
     for step, g in enumerate([torch.tensor([1.0, 1.0]), torch.tensor([10.0, 10.0])]):
@@ -178,3 +179,25 @@ def test_slots_update_in_order_and_never_alias_gradient_or_parameter():
     assert torch.equal(state["s0"], torch.tensor([11.0, 11.0]))
     assert torch.equal(state["s1"], torch.tensor([12.0, 13.0]))
     assert state["step"] == 2
+
+
+def test_dead_slots_are_not_rendered_and_change_nothing():
+    """A slot the update never reads, even indirectly, is dead code: gone from the file, same optimizer."""
+    import torch
+
+    from evaluator.probe import run_probe
+
+    live = "s0 = ema_sq(s1, g, 0.99)\ns1 = absolute(scale(s0, 0.5))\ns2 = s2\nupdate = scale(div(g, add_eps(sqrt(s0), 1e-08)), -0.01)"
+    dead = live.replace("s2 = s2", "s2 = rms_norm(lerp(s2, g, 0.8))")
+    with_dead, without = Program.from_text(dead), Program.from_text(live)
+    assert with_dead.used_slots == without.used_slots == ["s0", "s1"]  # s1 is live through s0
+    source = with_dead.render()
+    assert 'state["s2"]' not in source and "rms_norm" not in source.split("class Submission")[1]
+
+    def optimizer(text):
+        namespace = {}
+        exec(text, namespace)
+        return namespace["Submission"]
+
+    torch.manual_seed(0)
+    assert run_probe(optimizer(source)).fingerprint == run_probe(optimizer(without.render())).fingerprint
