@@ -74,11 +74,16 @@ class Worker:
             data = self.track_data(request["track"], request.get("seed_set", "benchmark"), request.get("steps"))
             steps, name = request.get("steps"), request.get("submission", "")
             noise_seed = request.get("gradient_noise_seed")
-            # CUDA cannot be used in a child forked after the parent initialised it: the worker keeps
-            # the data on the CPU and each child moves it to its GPU (memory freed when it exits).
-            payload = self.isolated(lambda optimizer_cls: train(
-                optimizer_cls, data.to(self.device), steps=steps, submission=name, gradient_noise_seed=noise_seed,
-            ).model_dump(mode="json"), {**request, "memory_mb": None if self.device != "cpu" else request.get("memory_mb")})
+
+            def score(optimizer_cls):
+                # CUDA cannot be used in a child forked after the parent initialised it: the worker keeps
+                # the data on the CPU and each child moves it to its GPU (memory freed when it exits).
+                return train(optimizer_cls, data.to(self.device), steps=steps, submission=name,
+                             gradient_noise_seed=noise_seed).model_dump(mode="json")
+
+            if self.device != "cpu":
+                request = {**request, "memory_mb": None}  # CUDA reserves address space far beyond any cap
+            payload = self.isolated(score, request)
             payload["data_build_s"] = data.build_seconds
             return payload
         if op == "probe":
