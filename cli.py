@@ -6,8 +6,6 @@ Exit codes: 0 done; 1 the candidate was rejected, its run failed, or an export d
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -32,13 +30,9 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    from synth.inspect import strict_json
 
-
-def _jsonable(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
+    sys.stdout.write(strict_json(data) + "\n")
 
 
 def open_run(run_dir: Path):

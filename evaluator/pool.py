@@ -107,7 +107,8 @@ class LocalPool(Backend):
         return self.executor.submit(self._with_slot, lambda s, src: s.probe(src), source)
 
     def warm(self, track: str, steps: int | None = None, seed_set: str = "benchmark") -> None:
-        """Builds the track's data in every worker at once."""
+        """Builds the track's data in every worker at once; call it before submitting jobs (it bypasses the
+        free-slot queue to reach every slot)."""
         futures = [self.executor.submit(slot.warm, track, seed_set, steps) for slot in self.slots]
         for future in futures:
             future.result()

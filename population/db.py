@@ -326,6 +326,9 @@ class RunDB:
     def pending(self) -> list[Candidate]:
         return self.candidates(status="pending")
 
+    def count_evaluations(self) -> int:
+        return self._conn.execute("SELECT count(*) FROM evaluations").fetchone()[0]
+
     def count(self, status: Optional[str] = None) -> int:
         if status is None:
             return self._conn.execute("SELECT count(*) FROM candidates").fetchone()[0]

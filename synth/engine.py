@@ -27,6 +27,7 @@ from primitives.program import Program
 from primitives.seeds import seed_programs
 from synth.config import RunConfig
 from synth.fitness import describe, fitness
+from synth.inspect import search_result
 from synth.variation import OPERATORS
 
 TWO_PARENT_OPERATORS = {"crossover", "llm_crossover"}
@@ -35,7 +36,7 @@ AUDIT_EVERY = 10  # cascade: one in ten screened-out children still gets a full 
 
 @dataclass
 class Progress:
-    """What the live view shows; the engine updates it and calls `on_progress`."""
+    """What the live view shows: read from the run database after each change (`_refresh_progress`)."""
 
     generation: int = 0
     generations: int = 0
@@ -50,13 +51,13 @@ class Progress:
     best_text: str = ""
     best_summary: str = ""
     started: float = field(default_factory=time.time)
-    eval_seconds: float = 0.0
-    notices: list[str] = field(default_factory=list)
+    evaluations_at_start: Optional[int] = None  # a resumed run's earlier evaluations are not this process's
 
     @property
     def evals_per_minute(self) -> float:
         elapsed = time.time() - self.started
-        return 60.0 * self.evaluations / elapsed if elapsed > 0 else 0.0
+        done = self.evaluations - (self.evaluations_at_start or 0)
+        return 60.0 * done / elapsed if elapsed > 0 else 0.0
 
 
 def encode_rng(rng: random.Random) -> dict:
@@ -93,7 +94,6 @@ class Evolution:
         generation = self.db.get_state("engine")["generation"]
         while generation < self.config.generations:
             generation += 1
-            self.progress.generation = generation
             self._commit(self._propose(generation), generation)
             self._score_pending()
         return self.progress
@@ -173,27 +173,22 @@ class Evolution:
         if not probe.ok:
             cand.status = "invalid"
             cand.operator_params = {**cand.operator_params, "error": probe.error}
-            self.progress.invalid += 1
             return cand
         cand.fingerprint = probe.fingerprint
         twin = self.db.find_by_fingerprint(probe.fingerprint)
         screened_twin = twin is None and self.db.find_by_fingerprint(probe.fingerprint, status="screened")
         if screened_twin:
             cand.status, cand.duplicate_of = "screened", screened_twin.id  # same function, same proxy verdict
-            self.progress.dedup_hits += 1
         elif twin is not None:
             cand.status, cand.duplicate_of, cand.fitness = "duplicate", twin.id, twin.fitness
-            self.progress.dedup_hits += 1
         elif any(b.fingerprint == probe.fingerprint and b.status == "pending" for b in batch):
             cand.status = "duplicate"  # of a sibling not scored yet: resolved after the batch is scored
-            self.progress.dedup_hits += 1
         return cand
 
     # ------------------------------------------------------------------ score them
     def _score_pending(self) -> None:
         while pending := self.db.pending():
-            self.progress.pending = len(pending)
-            self.on_progress(self.progress)
+            self._refresh_progress()
             if self.config.proxy_steps:
                 pending = self._screen(pending)
             if self.config.robust > 1:
@@ -223,8 +218,6 @@ class Evolution:
                 self.db.update_candidate(cand.id, status="scored", fitness=sum(fits) / len(fits))
             else:
                 self.db.update_candidate(cand.id, status="failed")
-                self.progress.failures += 1
-        self._update_best()
 
     def _screen(self, pending: list[Candidate]) -> list[Candidate]:
         """The fidelity cascade: a short proxy run first; only children whose proxy score reaches the
@@ -250,7 +243,6 @@ class Evolution:
             ev = proxy[cand.id]
             if ev.fitness is None:
                 self.db.update_candidate(cand.id, status="failed")
-                self.progress.failures += 1
                 continue
             beats = threshold is None or cand.generation == 0 or ev.fitness >= threshold
             audit = not beats and cand.id % AUDIT_EVERY == 0
@@ -261,7 +253,6 @@ class Evolution:
                 promoted.append(cand)
             else:
                 self.db.update_candidate(cand.id, status="screened")
-                self.progress.screened += 1
         return promoted
 
     def record(self, cand_id: int, result: EvalResult, proxy: bool = False) -> None:
@@ -274,15 +265,7 @@ class Evolution:
                        result=result.model_dump(mode="json"), created_at=time.time()),
             candidate_status="pending" if proxy else ("scored" if fit is not None else "failed"),
             candidate_fitness=None if proxy else fit)
-        self.progress.evaluations += 1
-        if proxy:
-            return
-        self.progress.pending = max(0, self.progress.pending - 1)
-        self.progress.eval_seconds += result.total_s if result.total_s == result.total_s else 0.0
-        if fit is None:
-            self.progress.failures += 1
-        self._update_best()
-        self.on_progress(self.progress)
+        self._refresh_progress()
 
     def _resolve_sibling_duplicates(self) -> None:
         for dup in self.db.candidates(status="duplicate"):
@@ -295,7 +278,10 @@ class Evolution:
 
     def _refresh_progress(self) -> None:
         p = self.progress
-        p.evaluations = len(self.db.evaluations())
+        p.evaluations = self.db.count_evaluations()
+        if p.evaluations_at_start is None:
+            p.evaluations_at_start = p.evaluations
+        p.pending = self.db.count("pending")
         p.failures = self.db.count("failed")
         p.invalid = self.db.count("invalid")
         p.dedup_hits = self.db.count("duplicate")
@@ -303,15 +289,13 @@ class Evolution:
         state = self.db.get_state("engine")
         p.generation = state["generation"] if state else 0
         self._update_best()
+        self.on_progress(p)
 
     def _update_best(self) -> None:
         top = self.db.top(1)
-        if top and top[0].fitness is not None:
+        if top and top[0].fitness is not None and top[0].id != self.progress.best_id:
             best = top[0]
             self.progress.best_id, self.progress.best_fitness = best.id, best.fitness
             self.progress.best_text = best.genome or "(free-form code)"
-            full = self.config.steps or get_track(self.config.track).max_steps
-            evals = [e for e in self.db.evaluations(candidate_id=best.duplicate_of or best.id, seed_set="benchmark")
-                     if e.steps == full]
-            if evals:
-                self.progress.best_summary = describe(EvalResult.model_validate(evals[0].result))
+            result = search_result(self.db, best)
+            self.progress.best_summary = describe(result) if result else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from evaluator.record import EvalResult
 from evaluator.sandbox import Sandbox
 from population.db import RunDB
 from synth.fitness import describe
-from synth.inspect import ancestry, heldout_summary, search_result
+from synth.inspect import ancestry, heldout_summary, search_result, strict_json
 
 
 class ExportMismatch(RuntimeError):
@@ -63,7 +62,7 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
     }
     paths = [out / "submission.py", out / "lineage.json", out / "lineage.md"]
     paths[0].write_text(cand.source)
-    paths[1].write_text(json.dumps(record, indent=2, default=lambda v: None) + "\n")
+    paths[1].write_text(strict_json(record) + "\n")
     paths[2].write_text(lineage_markdown(record, chain, cand.genome))
     return paths
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import statistics
 
 from rich.console import Console
@@ -13,6 +15,20 @@ from evaluator.record import EvalResult
 from population.db import RunDB
 from population.records import Candidate
 from synth.fitness import describe
+
+
+def strict_json(data) -> str:
+    """JSON that scripts can parse: NaN (a metric that does not apply) becomes null."""
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(data), indent=2, default=str, allow_nan=False)
 
 
 def resolve_candidate(db: RunDB, candidate: int | None) -> int:

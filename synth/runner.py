@@ -83,7 +83,8 @@ def run_evolution(db: RunDB, cfg: RunConfig, run_dir: Path, resumed: bool, conso
             progress = evolution.run()
         assess_finalists(db, cfg, pool, console, quiet=not live)
     summary = run_summary(db, progress, time.time() - started, run_dir)
-    print_summary(console, summary) if live else None
+    if live:
+        print_summary(console, summary)
     return summary
 
 

@@ -103,9 +103,10 @@ def assess_and_record(db, pool, cand, k: int = 3) -> dict:
     known = db.get_state(f"compliance/{cand.id}")
     if known is not None:
         return known
+    from synth.inspect import search_result
+
     config = db.config()
-    search = next(EvalResult.model_validate(e.result) for e in db.evaluations(candidate_id=cand.id, seed_set="benchmark")
-                  if e.steps == (config.get("steps") or get_track(config["track"]).max_steps))
+    search = search_result(db, cand)
     report, results = assess(pool, cand.source, config["track"], search, steps=config.get("steps"), k=k)
     recorded = {(e.seed_set, e.steps) for e in db.evaluations(candidate_id=cand.id)}
     for name, result in results.items():
