@@ -117,8 +117,8 @@ def eval_file(
 @app.command()
 def evolve(
     track: Optional[str] = typer.Option(None, "--track", "-t", help=f"{TRACK_HELP} (default mqar)."),
-    generations: Optional[int] = typer.Option(None, "--generations", "-g", min=0, help="Generations to run (default 10)."),
-    population: Optional[int] = typer.Option(None, "--population", "-p", min=2, help="Alive candidates and children per generation (default 16)."),
+    generations: Optional[int] = typer.Option(None, "--generations", "-g", min=0, help="Budget: GENERATIONS x POPULATION children in all (default 10)."),
+    population: Optional[int] = typer.Option(None, "--population", "-p", min=2, help="Alive candidates; a child sees every result from this many candidates back (default 16)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="RNG seed: same seed, same run (without LLM)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", "-d", help="Run directory (default runs/TRACK-seedS). An existing one is resumed."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Parallel workers (default: one per core or per listed GPU)."),
@@ -126,8 +126,8 @@ def evolve(
     backend: Optional[str] = typer.Option(None, help="'local' (default) or 'ray'."),
     address: Optional[str] = typer.Option(None, help="Ray address for --backend ray: 'auto' or 'ray://HOST:PORT'."),
     steps: Optional[int] = typer.Option(None, min=1, help="Training steps per candidate (default: the track's 400)."),
-    proxy_steps: Optional[int] = typer.Option(None, min=0, help="Fidelity cascade: every child first trains this many steps; only those reaching the population's --proxy-quantile get the full run (default 100; 0 turns it off)."),
-    proxy_quantile: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Cascade threshold: the quantile of the population's proxy scores a child must reach (default 0.75)."),
+    proxy_steps: Optional[int] = typer.Option(None, min=0, help="Fidelity cascade: a child's run stops at this step unless its eval metric there reaches the population's --proxy-quantile (default 100; 0 turns it off)."),
+    proxy_quantile: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Cascade threshold: the quantile of the population's metrics at the proxy step that a child must reach (default 0.75)."),
     tournament: Optional[int] = typer.Option(None, min=1, help="Tournament size (default 4)."),
     finalists: Optional[int] = typer.Option(None, min=0, help="Top candidates re-scored on held-out seeds and checked at the end (default 3)."),
     heldout: Optional[int] = typer.Option(None, min=1, help="Held-out seed sets per finalist (default 3)."),
@@ -139,6 +139,7 @@ def evolve(
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Directory whose templates override the packaged prompts."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with these settings (flags win)."),
     timeout: Optional[float] = typer.Option(None, help="Per-candidate wall-clock limit in seconds."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", min=0.0, help="Minutes of this invocation after which no new child is proposed (running ones finish); the same command resumes."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view; print the summary only."),
     as_json: bool = typer.Option(False, "--json", help="Print the end-of-run summary as JSON."),
 ) -> None:
@@ -168,7 +169,8 @@ def evolve(
     with db:
         try:
             summary = run_evolution(db, cfg, run_dir, resumed, console=errors if as_json else console,
-                                    live=not (quiet or as_json))
+                                    live=not (quiet or as_json),
+                                    time_budget_s=60 * time_budget if time_budget is not None else None)
         except KeyboardInterrupt:
             errors.print(f"interrupted: every finished evaluation is saved. Resume with: synth evolve --run-dir {run_dir}")
             raise typer.Exit(EXIT_INTERRUPTED)

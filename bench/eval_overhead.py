@@ -27,27 +27,32 @@ class Submission(torch.optim.AdamW):
 '''
 
 
+def overhead(track: str, runs: int, sandbox: Sandbox) -> tuple[float, float]:
+    """(median bare training seconds, median synth seconds per candidate) of the AdamW reference."""
+    torch.set_num_threads(1)
+    namespace: dict = {}
+    exec(ADAMW, namespace)
+    data = build_track_data(get_track(track))
+    sandbox.warm(track)
+    bare, boxed = [], []
+    for _ in range(runs):
+        bare.append(train(namespace["Submission"], data).training_wall_time_s)
+        started = time.perf_counter()
+        result = sandbox.evaluate(ADAMW, track)
+        boxed.append(time.perf_counter() - started)
+        assert result.outcome == "ok", result.error
+    return statistics.median(bare), statistics.median(boxed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    namespace: dict = {}
-    exec(ADAMW, namespace)
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}, torch {torch.__version__}")
     print(f"{'track':<10} {'bare train s':>13} {'synth total s':>14} {'ratio':>7}  (median of {args.runs})")
     with Sandbox() as sandbox:
         for track in ("single_ar", "mqar"):
-            data = build_track_data(get_track(track))
-            sandbox.warm(track)
-            bare, boxed = [], []
-            for _ in range(args.runs):
-                bare.append(train(namespace["Submission"], data).training_wall_time_s)
-                started = time.perf_counter()
-                result = sandbox.evaluate(ADAMW, track)
-                boxed.append(time.perf_counter() - started)
-                assert result.outcome == "ok", result.error
-            b, s = statistics.median(bare), statistics.median(boxed)
+            b, s = overhead(track, args.runs, sandbox)
             print(f"{track:<10} {b:>13.3f} {s:>14.3f} {s / b:>7.3f}")
 
 

@@ -1,20 +1,26 @@
-"""Evaluations per minute with 1 and 2 warm workers, and what the fidelity cascade buys.
+"""Evaluations per minute with 1 and 2 warm workers, what a candidate costs on top of the bare
+loop, and what the fidelity cascade buys at equal wall-clock time.
 
-1. Pool throughput: the nine seed programs, twice each (18 jobs, so two workers are not left
-   with an odd job at the end), scored on single_ar and mqar (full 400 steps) by a LocalPool of 1
-   and of 2 workers (data built beforehand, as in a run); evaluations per minute.
-2. Cascade: two short `synth evolve` runs on mqar with the same seed, cascade off and on;
-   scored children per minute of wall time (a child screened out by its proxy counts as scored:
-   it got a score, the proxy's) and the cascade's audit (good children it wrongly dropped).
-3. On a CUDA machine, random_teacher seconds per candidate on the GPU.
-Usage: python bench/throughput.py [--skip-cascade]
+1. Pool throughput: the nine seed programs, twice each (18 jobs, so two workers are not left with
+   an odd job at the end), scored on single_ar and mqar (full 400 steps) by a LocalPool of 1 and
+   of 2 workers (data built beforehand, as in a run); evaluations per minute.
+2. Per-candidate overhead: the AdamW reference through a warm worker vs the bare loop (median of 3).
+3. Cascade: two `synth evolve --track mqar --time-budget M` runs with the same seed, cascade off
+   and on. Scored children = children that were trained and got a score (a child stopped at its
+   gate counts: it got the proxy's score); the audit's count of good children the gate wrongly
+   stopped; and how busy the workers were (sum of candidate seconds / (workers x wall)), which is
+   what steady-state scheduling is for.
+4. On a CUDA machine, random_teacher seconds per candidate on the GPU.
+Usage: python bench/throughput.py [--budget-min 5] [--skip-cascade]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,7 +29,9 @@ from pathlib import Path
 
 import torch
 
+from eval_overhead import overhead
 from evaluator.pool import EvalJob, LocalPool
+from evaluator.sandbox import Sandbox
 from primitives.seeds import seed_programs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,50 +47,62 @@ def pool_throughput(track: str, workers: int, sources: list[str]) -> float:
     return 60.0 * len(sources) / elapsed
 
 
-def evolve_rate(run_dir: Path, proxy_steps: int, generations: int) -> dict:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cli", "evolve", "--track", "mqar", "--generations", str(generations),
-                    "--seed", "1", "--finalists", "0", "--proxy-steps", str(proxy_steps), "--run-dir", str(run_dir),
-                    "--quiet"], cwd=ROOT, check=True, capture_output=True)
-    wall = time.perf_counter() - started
+def evolve_for(run_dir: Path, proxy_steps: int, minutes: float, workers: int) -> dict:
+    """One budgeted run; its counts straight from the run database."""
+    proc = subprocess.run([sys.executable, "-m", "cli", "evolve", "--track", "mqar", "--generations", "1000",
+                           "--seed", "1", "--finalists", "0", "--proxy-steps", str(proxy_steps), "--workers",
+                           str(workers), "--time-budget", str(minutes), "--run-dir", str(run_dir), "--json"],
+                          cwd=ROOT, check=True, capture_output=True, text=True)
+    summary = json.loads(proc.stdout)
+    with sqlite3.connect(run_dir / "synth.db") as conn:
+        status = dict(conn.execute("SELECT status, count(*) FROM candidates WHERE generation > 0 GROUP BY status"))
+        busy = sum(json.loads(r)["total_s"] for (r,) in conn.execute("SELECT result FROM evaluations"))
     board = json.loads(subprocess.run([sys.executable, "-m", "cli", "show", str(run_dir), "--json"], cwd=ROOT,
                                       check=True, capture_output=True, text=True).stdout)
-    counts = board["counts"]
-    children = counts["scored"] + counts["screened"] + counts["failed"]
-    return {"wall_s": wall, "scored_children": children, "per_min": 60 * children / wall, "cascade": board["cascade"]}
+    scored = status.get("scored", 0) + status.get("screened", 0)
+    return {"wall_s": summary["wall_s"], "scored": scored, "full": status.get("scored", 0),
+            "status": status, "busy": busy / (workers * summary["wall_s"]), "cascade": board["cascade"],
+            "best": board["top"][0]["verdict"] if board["top"] else "-"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-cascade", action="store_true")
-    parser.add_argument("--generations", type=int, default=3)
+    parser.add_argument("--budget-min", type=float, default=5.0, help="wall-clock minutes for each cascade run")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {platform.platform()}, torch {torch.__version__}, "
-          f"{len(__import__('os').sched_getaffinity(0))} cores")
+    cores = len(os.sched_getaffinity(0))
+    print(f"machine: {platform.machine()}, {platform.platform()}, torch {torch.__version__}, {cores} cores")
     sources = [p.render() for p in seed_programs().values()] * 2
     print(f"{'track':<10} {'1 worker evals/min':>19} {'2 workers evals/min':>20} {'speed-up':>9}")
     for track in ("single_ar", "mqar"):
         one, two = pool_throughput(track, 1, sources), pool_throughput(track, 2, sources)
         print(f"{track:<10} {one:>19.1f} {two:>20.1f} {two / one:>8.2f}x")
+    with Sandbox() as box:
+        for track in ("single_ar", "mqar"):
+            bare, boxed = overhead(track, 3, box)
+            print(f"per-candidate overhead, {track}: {boxed:.3f} s vs {bare:.3f} s bare training ({boxed / bare:.2f}x)")
     if not args.skip_cascade:
         with tempfile.TemporaryDirectory() as tmp:
-            off = evolve_rate(Path(tmp) / "off", 0, args.generations)
-            on = evolve_rate(Path(tmp) / "on", 100, args.generations)
-        print(f"cascade (mqar, {args.generations} generations of 16, 2 workers): "
-              f"off {off['scored_children']} children in {off['wall_s']:.0f} s ({off['per_min']:.1f}/min); "
-              f"on {on['scored_children']} in {on['wall_s']:.0f} s ({on['per_min']:.1f}/min): "
-              f"{on['per_min'] / off['per_min']:.2f}x")
+            off = evolve_for(Path(tmp) / "off", 0, args.budget_min, 2)
+            on = evolve_for(Path(tmp) / "on", 100, args.budget_min, 2)
+        print(f"cascade at equal wall-clock (mqar, {args.budget_min:g} min budget each, 2 workers, seed 1):")
+        for name, run in (("off", off), ("on", on)):
+            print(f"  {name:<3} {run['scored']:>4} scored children ({run['full']} with the full 400 steps) in "
+                  f"{run['wall_s']:.0f} s; workers busy {run['busy']:.0%}; best {run['best']}")
+        print(f"  scored children, on/off: {on['scored'] / max(off['scored'], 1):.2f}x")
         c = on["cascade"]
-        print(f"  cascade audit: {c['screened']} screened out, {c['audited']} of them fully scored anyway, "
-              f"{c['wrongly_dropped']} of those were good (>= median full score); "
-              f"{c['training_steps_saved']:.0%} of training steps saved")
+        print(f"  gate: {c['proxied']} children gated at step {c['proxy_steps']}, {c['promoted']} promoted, "
+              f"{c['screened']} stopped there; {c['training_steps_saved']:.0%} of training steps saved")
+        print(f"  audit: {c['audited']} children below the bar were run in full anyway; {c['wrongly_dropped']} of "
+              f"them were good (>= the run's median full score): drop-rate of good candidates "
+              f"{c['wrongly_dropped'] / max(c['audited'], 1):.0%}")
     if torch.cuda.is_available():
-        from evaluator.sandbox import Sandbox
         adamw = seed_programs()["adamw"].render()
         with Sandbox(device="cuda:0") as box:
             box.warm("random_teacher")
             result = box.evaluate(adamw, "random_teacher")
-        print(f"random_teacher on {torch.cuda.get_device_name(0)}: {result.total_s:.1f} s per candidate")
+        print(f"random_teacher on {torch.cuda.get_device_name(0)}: {result.total_s:.1f} s per candidate "
+              f"({result.training_wall_time_s:.1f} s of training)")
     else:
         print("random_teacher on GPU: no CUDA device on this machine")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import torch
@@ -46,13 +47,34 @@ def noisy_gradients(model: torch.nn.Module, gen: torch.Generator) -> None:
             p.grad = noise * (p.grad.norm() / noise.norm().clamp_min(1e-12))
 
 
+@dataclass(frozen=True)
+class Gate:
+    """The fidelity cascade inside one run: at `step`, a run whose eval metric falls short of
+    `threshold` stops there (None: record the metric, never stop).
+
+    A run that stops is exactly the `step`-step run (same record, bit for bit); one that goes on is
+    exactly the ungated run, so a promoted child pays for its proxy steps once, not twice.
+    """
+
+    step: int
+    threshold: float | None = None
+
+    def admits(self, metric: float, regression: bool) -> bool:
+        if self.threshold is None:
+            return True
+        return metric <= self.threshold if regression else metric >= self.threshold  # NaN never passes
+
+
 def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submission: str = "",
-          gradient_noise_seed: int | None = None) -> EvalResult:
+          gradient_noise_seed: int | None = None, gate: Gate | None = None) -> EvalResult:
     """Trains the track's student with `optimizer_cls(model.parameters())` for `steps` steps."""
     spec = data.spec
     max_steps = steps or spec.max_steps
     if max_steps > data.batch_indices.shape[0]:
         raise ValueError(f"track data holds {data.batch_indices.shape[0]} batches, {max_steps} asked for")
+    if gate is not None and not 0 < gate.step < max_steps:
+        gate = None  # a gate at or past the end gates nothing
+    gate_metric = None
     regression = spec.task == "regression"
     loss_fn = data.loss_fn
 
@@ -80,13 +102,22 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
         last_loss = loss.item()
         if not math.isfinite(last_loss):
             raise NonFiniteError(f"training loss became {last_loss} at step {step}")
-        if step % spec.eval_every == 0 or step == max_steps:
+        at_eval = step % spec.eval_every == 0 or step == max_steps
+        at_gate = gate is not None and step == gate.step
+        if at_eval or at_gate:  # evaluating touches no RNG and no training state: the run is unchanged
             metric, eval_loss = evaluate(model, data)
+        if at_gate:
+            gate_metric = metric
+            if not gate.admits(metric, regression):
+                max_steps, at_eval = step, True  # ends here, recorded as the run of `step` steps would be
+        if at_eval:
             curve.append(EvalPoint(step=step, metric=metric, loss=eval_loss))
             best = min(best, metric) if regression else max(best, metric)
             meets = metric <= spec.target_mse if regression else metric >= spec.target_accuracy
             if pass_step is None and meets:
                 pass_step = step
+        if step == max_steps:
+            break
     wall = time.perf_counter() - started
 
     final_metric, _ = evaluate(model, data)
@@ -107,6 +138,8 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
         target_mse=spec.target_mse, target_accuracy=spec.target_accuracy,
         last_train_loss=last_loss, training_wall_time_s=wall, curve=curve,
         global_rng_used=not torch.equal(rng_after_init, torch.get_rng_state()),
+        gate_step=gate.step if gate else None, gate_metric=gate_metric,
+        gated_out=gate is not None and max_steps == gate.step,
         torch=torch.__version__, device=data.device, platform=platform.platform(),
         date_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **metrics,

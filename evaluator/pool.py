@@ -26,6 +26,8 @@ class EvalJob:
     seed_set: str = "benchmark"
     submission: str = ""
     gradient_noise_seed: int | None = None  # compliance probe: train on noise instead of gradients
+    gate_step: int | None = None  # fidelity cascade: evaluate at this step ...
+    gate_threshold: float | None = None  # ... and stop there if the metric falls short of this (None: never)
 
 
 def default_workers() -> int:
@@ -47,7 +49,8 @@ def parse_devices(devices: str, workers: int | None) -> list[str]:
 
 def run_job(sandbox: Sandbox, job: EvalJob) -> EvalResult:
     return sandbox.evaluate(job.source, job.track, steps=job.steps, seed_set=job.seed_set,
-                            submission=job.submission, gradient_noise_seed=job.gradient_noise_seed)
+                            submission=job.submission, gradient_noise_seed=job.gradient_noise_seed,
+                            gate_step=job.gate_step, gate_threshold=job.gate_threshold)
 
 
 class Backend:
@@ -114,6 +117,10 @@ class LocalPool(Backend):
             future.result()
 
     def close(self) -> None:
+        """Stops at once: queued jobs are cancelled and running ones killed (their candidates stay
+        pending in the run database, so a resumed run scores them again)."""
+        for slot in self.slots:
+            slot.interrupt()
         self.executor.shutdown(wait=True, cancel_futures=True)
         for slot in self.slots:
             slot.close()

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator.pool import Backend, EvalJob, parse_devices
+from evaluator.pool import Backend, EvalJob, parse_devices, run_job
 from evaluator.probe import ProbeResult
 from evaluator.record import EvalResult
 from evaluator.sandbox import Limits, Sandbox
@@ -58,8 +58,7 @@ class SlotActor:
     def evaluate(self, job: EvalJob) -> EvalResult:
         self.busy = True
         try:
-            return self.sandbox.evaluate(job.source, job.track, steps=job.steps, seed_set=job.seed_set,
-                                         submission=job.submission)
+            return run_job(self.sandbox, job)
         finally:
             self.busy = False
 

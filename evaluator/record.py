@@ -51,6 +51,9 @@ class EvalResult(BaseModel):
     total_s: float = NAN  # the candidate's whole life as the worker saw it
     data_build_s: float = NAN  # paid once per worker, reported for the record
     global_rng_used: bool = False  # the candidate drew from or reseeded torch's global RNG
+    gate_step: Optional[int] = None  # fidelity cascade: the step whose eval metric gated the run
+    gate_metric: Optional[float] = None  # the eval metric at gate_step
+    gated_out: bool = False  # stopped at gate_step: this is the record of a gate_step-step run
 
     @property
     def scored(self) -> bool:

@@ -65,10 +65,12 @@ class Sandbox:
         self.proc: subprocess.Popen | None = None
         self.network: str | None = None
         self.restarts = 0
+        self.interrupted = False
 
     # ------------------------------------------------------------------ public
     def evaluate(self, source: str, track: str, steps: int | None = None, seed_set: str = "benchmark",
-                 submission: str = "", gradient_noise_seed: int | None = None) -> EvalResult:
+                 submission: str = "", gradient_noise_seed: int | None = None, gate_step: int | None = None,
+                 gate_threshold: float | None = None) -> EvalResult:
         spec = get_track(track)
         base = dict(track=track, seed_set=seed_set, submission=submission, max_steps=steps or spec.max_steps,
                     eval_every=spec.eval_every, train_samples=spec.train_samples, eval_samples=spec.eval_samples,
@@ -79,7 +81,7 @@ class Sandbox:
         timeout = self.limits.timeout_for(track)
         request = dict(op="eval", source=source, track=track, steps=steps, seed_set=seed_set,
                        submission=submission, timeout_s=timeout, memory_mb=self.limits.memory_mb,
-                       gradient_noise_seed=gradient_noise_seed)
+                       gradient_noise_seed=gradient_noise_seed, gate_step=gate_step, gate_threshold=gate_threshold)
         payload = self._ask(request, timeout + WORKER_GRACE_S)
         if payload.get("outcome", "ok") != "ok" or "track" not in payload:
             return EvalResult(**base, outcome=payload.get("outcome", "crash"), error=payload.get("error"),
@@ -103,6 +105,17 @@ class Sandbox:
         if not payload.get("ok"):
             raise RuntimeError(f"worker could not build {track} data: {payload.get('error')}")
         return payload["data_build_s"]
+
+    def interrupt(self) -> None:
+        """From another thread: kill the worker now. The request in flight ends as a `crash`, and no
+        replacement worker starts (a Ctrl-C must not wait for a 150-second candidate)."""
+        self.interrupted = True
+        proc = self.proc
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def close(self) -> None:
         if self.proc is not None:
@@ -136,6 +149,8 @@ class Sandbox:
         """Sends a request. A worker that died under it is replaced and the request re-queued once;
         one that stopped answering is replaced and the request reported as a timeout."""
         for attempt in (1, 2):
+            if self.interrupted:
+                return {"outcome": "crash", "error": "worker: interrupted, the pool is closing"}
             try:
                 if self.proc is None or self.proc.poll() is not None:
                     self._start()

@@ -29,7 +29,7 @@ else:
 import torch  # noqa: E402
 
 from evaluator import confine  # noqa: E402
-from evaluator.loop import NonFiniteError, train  # noqa: E402
+from evaluator.loop import Gate, NonFiniteError, train  # noqa: E402
 from evaluator.probe import run_probe  # noqa: E402
 from evaluator.tracks import build_track_data, get_track, seed_set  # noqa: E402
 
@@ -74,12 +74,13 @@ class Worker:
             data = self.track_data(request["track"], request.get("seed_set", "benchmark"), request.get("steps"))
             steps, name = request.get("steps"), request.get("submission", "")
             noise_seed = request.get("gradient_noise_seed")
+            gate = Gate(request["gate_step"], request.get("gate_threshold")) if request.get("gate_step") else None
 
             def score(optimizer_cls):
                 # CUDA cannot be used in a child forked after the parent initialised it: the worker keeps
                 # the data on the CPU and each child moves it to its GPU (memory freed when it exits).
                 return train(optimizer_cls, data.to(self.device), steps=steps, submission=name,
-                             gradient_noise_seed=noise_seed).model_dump(mode="json")
+                             gradient_noise_seed=noise_seed, gate=gate).model_dump(mode="json")
 
             if self.device != "cpu":
                 request = {**request, "memory_mb": None}  # CUDA reserves address space far beyond any cap

@@ -10,7 +10,7 @@ Schema (version 1; `PRAGMA user_version`, `PRAGMA application_id` = APPLICATION_
                   created_at, UNIQUE (candidate_id, track, seed_set, steps))
     llm_calls    (id, provider, model, operator, parent_ids JSON, prompt, reply, tokens_in, tokens_out,
                   cost_usd, latency_s, outcome, child_id, error, created_at)
-    state        (key PRIMARY KEY, value JSON)               e.g. "engine": generation counter + RNG state
+    state        (key PRIMARY KEY, value JSON)               e.g. "engine": children made so far + RNG state
 
 Crash safety: WAL journal; every write that touches more than one row is one `BEGIN IMMEDIATE`
 transaction, so a SIGKILL at any moment leaves either all of it or none of it. `synchronous=FULL`
@@ -273,7 +273,7 @@ class RunDB:
         return ids
 
     def commit_generation(self, new_candidates: list[Candidate], state: dict, key: str = "engine") -> list[int]:
-        """The engine's checkpoint: the new children and the state that made them (RNG, counter) together."""
+        """The engine's checkpoint: new candidates and the state that made them (RNG, counter) together."""
         with self._write() as conn:
             ids = self._insert_candidates(conn, new_candidates)
             self._set_state(conn, key, state)
@@ -334,9 +334,15 @@ class RunDB:
             return self._conn.execute("SELECT count(*) FROM candidates").fetchone()[0]
         return self._conn.execute("SELECT count(*) FROM candidates WHERE status = ?", (status,)).fetchone()[0]
 
-    def find_by_fingerprint(self, fp: str, status: str = "scored") -> Optional[Candidate]:
-        """The earliest candidate with this status (scored, by default) that computes the same thing, or None."""
-        found = self._select_candidates("fingerprint = ? AND status = ?", [fp, status], "id LIMIT 1")
+    def find_by_fingerprint(self, fp: str, status: Optional[str] = "scored") -> Optional[Candidate]:
+        """The earliest candidate with this status (scored, by default; None: any) that computes the
+        same thing, or None."""
+        where, args = ("fingerprint = ?", [fp]) if status is None else ("fingerprint = ? AND status = ?", [fp, status])
+        found = self._select_candidates(where, args, "id LIMIT 1")
+        return found[0] if found else None
+
+    def oldest_pending(self) -> Optional[Candidate]:
+        found = self._select_candidates("status = 'pending'", [], "id LIMIT 1")
         return found[0] if found else None
 
     def top(self, k: int, track: Optional[str] = None) -> list[Candidate]:

@@ -17,6 +17,8 @@ DEFAULT_OPERATOR_WEIGHTS = {
     "perturb_constants": 3.0,
 }
 
+AUDIT_EVERY = 10  # cascade: every tenth child runs in full whatever its gate says, to measure the gate
+
 # Fields that define what a run *is*; resuming with a different value would mix two experiments.
 IDENTITY_FIELDS = ("track", "seed", "population", "tournament", "elites", "steps", "seeds",
                    "operator_weights", "proxy_steps", "proxy_quantile", "robust")
@@ -26,8 +28,9 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     track: Literal["random_teacher", "single_ar", "mqar"] = "mqar"
-    generations: int = Field(10, ge=0, description="generations of `population` children each")
-    population: int = Field(16, ge=2, description="alive candidates (aging evolution) and children per generation")
+    generations: int = Field(10, ge=0, description="budget: generations x population children")
+    population: int = Field(16, ge=2, description="alive candidates (aging evolution); also how far back a "
+                                                  "child's view of the results ends")
     tournament: int = Field(4, ge=1)
     elites: int = Field(2, ge=0, description="best-ever candidates kept alive after they age out")
     seed: int = 0
@@ -35,9 +38,10 @@ class RunConfig(BaseModel):
     seeds: Optional[list[str]] = Field(None, description="seed programs to start from (default: all)")
     operator_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_OPERATOR_WEIGHTS))
     max_proposal_tries: int = Field(8, ge=1, description="tries per child before giving up on a valid one")
-    proxy_steps: int = Field(100, ge=0, description="fidelity cascade: the short run that gates the full one (0: off)")
+    proxy_steps: int = Field(100, ge=0, description="fidelity cascade: the step at which a child's run is gated (0: off)")
     proxy_quantile: float = Field(0.75, ge=0.0, le=1.0,
-                                  description="cascade: a child's proxy score must reach this quantile of the population's")
+                                  description="cascade: a child's eval metric at the gate must reach this quantile "
+                                              "of the population's to go on")
     robust: int = Field(1, ge=1, description="search fitness = mean over this many seed sets (benchmark + search-K)")
     finalists: int = Field(3, ge=0, description="top candidates re-scored on held-out seeds and checked at the end")
     heldout: int = Field(3, ge=1, description="held-out seed sets per finalist")

@@ -1,37 +1,42 @@
 """The evolution loop, top to bottom: who is alive -> make children -> score them -> record.
 
-Generational aging evolution: each generation proposes `population` children from the alive
-population (tournament selection), commits them *with the RNG state* in one transaction, then
-scores them on the worker pool. Because proposal happens only between commits and every
-evaluation is keyed by (candidate, track, seed set, steps), a run killed at any moment resumes
-exactly where it stopped: no finished evaluation is lost or repeated, and the candidates that
-follow are the ones the uninterrupted run would have made. Scores do not depend on which
-worker ran a candidate or in which order results came back, so a fixed `--seed` without LLM
-gives the same population whatever the number of workers.
+Steady-state aging evolution. A new child is proposed the moment a worker slot frees up, so a
+slow candidate never idles the other workers. What a child sees is fixed by candidate ids, never
+by which worker finished first: the seeds, plus every candidate made at least `population` ids
+before it (the *window*). Proposing waits for the oldest of those in the rare case it is still
+running; everything younger may still be in flight. Hence a fixed `--seed` without an LLM gives
+the same candidates, with the same scores, whatever the number of workers or the order their
+results come back in.
+
+Each child is committed together with the RNG state that made it and the engine's child counter;
+each evaluation is keyed by (candidate, track, seed set, steps). A run killed at any moment
+resumes exactly: unfinished candidates are scored again, finished ones never, and the children
+that follow are the ones the uninterrupted run would have made.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from evaluator.loop import Gate
 from evaluator.pool import EvalJob
 from evaluator.record import EvalResult
 from evaluator.tracks import get_track
 from population.db import RunDB
 from population.records import Candidate, Evaluation
-from population.selection import alive, select_parents
+from population.selection import ALIVE_STATUSES, alive, rank_key, select_parents
 from primitives.program import Program
 from primitives.seeds import seed_programs
-from synth.config import RunConfig
+from synth.config import AUDIT_EVERY, RunConfig
 from synth.fitness import describe, fitness
 from synth.inspect import search_result
 from synth.variation import OPERATORS
 
 TWO_PARENT_OPERATORS = {"crossover", "llm_crossover"}
-AUDIT_EVERY = 10  # cascade: one in ten screened-out children still gets a full run, to measure the proxy
 
 
 @dataclass
@@ -40,8 +45,11 @@ class Progress:
 
     generation: int = 0
     generations: int = 0
+    children: int = 0
+    children_total: int = 0
     evaluations: int = 0
     pending: int = 0
+    running: int = 0
     dedup_hits: int = 0
     invalid: int = 0
     screened: int = 0
@@ -50,6 +58,7 @@ class Progress:
     best_fitness: Optional[float] = None
     best_text: str = ""
     best_summary: str = ""
+    stopped_by: Optional[str] = None  # "time budget" when --time-budget ended the run early
     started: float = field(default_factory=time.time)
     evaluations_at_start: Optional[int] = None  # a resumed run's earlier evaluations are not this process's
 
@@ -73,34 +82,70 @@ def decode_rng(state: dict) -> random.Random:
 
 class Evolution:
     def __init__(self, db: RunDB, config: RunConfig, pool, llm=None,
-                 on_progress: Callable[[Progress], None] = lambda p: None) -> None:
+                 on_progress: Callable[[Progress], None] = lambda p: None, deadline: Optional[float] = None) -> None:
         self.db = db
         self.config = config
         self.pool = pool
         self.llm = llm  # synth.llm_variation.LLMVariation or None
         self.on_progress = on_progress
-        self.progress = Progress(generations=config.generations)
+        self.deadline = deadline  # time.time() after which no new child is proposed (--time-budget)
+        self.children_total = config.generations * config.population
+        self.progress = Progress(generations=config.generations, children_total=self.children_total)
         self.rng = random.Random(config.seed)
+        self.children = 0  # children proposed so far (a child's invalid tries count once)
+        self.running: dict[Future, int] = {}  # evaluation in flight -> candidate id
+        self.regression = get_track(config.track).task == "regression"
+        self.full_steps = config.steps or get_track(config.track).max_steps
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Progress:
         state = self.db.get_state("engine")
         if state is None:
-            self._commit(self._seed_candidates(), generation=0)
+            self._commit(self._seed_candidates())
         else:
             self.rng = decode_rng(state["rng"])
+            self.children = state.get("children", state.get("generation", 0) * self.config.population)
         self._refresh_progress()
-        self._score_pending()
-        generation = self.db.get_state("engine")["generation"]
-        while generation < self.config.generations:
-            generation += 1
-            self._commit(self._propose(generation), generation)
-            self._score_pending()
+        try:
+            while True:
+                self._dispatch()
+                while len(self.running) < self.pool.size and self._may_propose():
+                    self.children += 1
+                    self._commit(self._one_child())
+                    self._dispatch()
+                if not self.running:
+                    break
+                done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=self.running.get):
+                    self._record(self.running.pop(future), future.result())
+        finally:
+            for future in self.running:  # interrupted: queued evaluations need not start
+                future.cancel()
+        self._refresh_progress()
         return self.progress
 
-    def _commit(self, children: list[Candidate], generation: int) -> None:
-        ids = self.db.commit_generation(children, {"generation": generation, "rng": encode_rng(self.rng)})
-        for cand, cand_id in zip(children, ids):
+    def _may_propose(self) -> bool:
+        """Budget left, and the window complete: no seed, and nothing `population` ids back, still pending."""
+        if self.children >= self.children_total:
+            return False
+        if self.deadline is not None and time.time() >= self.deadline:
+            self.progress.stopped_by = "time budget"
+            return False
+        oldest = self.db.oldest_pending()
+        return oldest is None or (oldest.generation > 0 and oldest.id >= self._horizon())
+
+    def _horizon(self) -> int:
+        """Candidates below this id (and every seed) are what the next child may see."""
+        return self.db.count() + 1 - self.config.population
+
+    def _window(self) -> list[Candidate]:
+        horizon = self._horizon()
+        return [c for status in ALIVE_STATUSES for c in self.db.candidates(status=status)
+                if c.generation == 0 or c.id < horizon]
+
+    def _commit(self, made: list[Candidate]) -> None:
+        ids = self.db.commit_generation(made, {"children": self.children, "rng": encode_rng(self.rng)})
+        for cand, cand_id in zip(made, ids):
             cand.id = cand_id
         if self.llm is not None:
             self.llm.record_calls()
@@ -113,43 +158,39 @@ class Evolution:
         unknown = [n for n in names if n not in programs]
         if unknown:
             raise ValueError(f"unknown seed programs {unknown}: known are {sorted(programs)}")
-        seeds = []
-        for name in names:
-            program = programs[name]
-            seeds.append(self._candidate(program, generation=0, parents=[], operator="seed",
-                                         params={"name": name}, batch=seeds))
-        return seeds
+        gate = self._gate_plan(threshold=None, audit=False)  # seeds always get the full run
+        seeds = [self._candidate(programs[name], generation=0, parents=[], operator="seed", params={"name": name})
+                 for name in names]
+        return [self._with_gate(seed, gate) for seed in seeds]
 
-    def _propose(self, generation: int) -> list[Candidate]:
-        scored = self.db.candidates(status="scored") + self.db.candidates(status="duplicate")
-        population = alive(scored, self.config.population, self.config.elites)
+    def _one_child(self) -> list[Candidate]:
+        """Tries operators until a child passes the probe; failed tries are recorded as `invalid`."""
+        visible = self._window()
+        population = alive(visible, self.config.population, self.config.elites)
         if not population:
             raise RuntimeError("no scored candidate is alive: every seed failed to evaluate")
-        children: list[Candidate] = []
-        for _ in range(self.config.population):
-            children.extend(self._one_child(population, generation, children))
-        return children
-
-    def _one_child(self, population: list[Candidate], generation: int, batch: list[Candidate]) -> list[Candidate]:
-        """Tries operators until a child passes the probe; failed tries are recorded as `invalid`."""
+        generation = (self.children - 1) // self.config.population + 1
+        audit = self.children % AUDIT_EVERY == 0
+        gate = self._gate_plan(self._threshold(population), audit)
         made: list[Candidate] = []
         for _ in range(self.config.max_proposal_tries):
             child = None
             llm_failed_here = any(c.operator.startswith("llm_") for c in made)  # then retry genetically
             if (self.llm is not None and not llm_failed_here and self.llm.active
                     and self.rng.random() < self.config.llm_rate):
-                child = self.llm.propose(self, population, generation, batch + made)
+                child = self.llm.propose(self, population, generation)
             if child is None:
                 operator = self._choose_operator()
                 n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
                 # genetic operators need program text: code-only LLM children are not their parents
-                programs = [c for c in population if c.genome] or [c for c in self.db.top(100) if c.genome]
+                programs = ([c for c in population if c.genome]
+                            or sorted((c for c in visible if c.genome), key=rank_key)[:100])
                 parents = select_parents(programs, n_parents, self.config.tournament, self.rng)
                 program, params = OPERATORS[operator](self.rng, [Program.from_text(p.genome) for p in parents])
-                child = self._candidate(program, generation, [p.id for p in parents], operator, params, batch + made)
-            made.append(child)
+                child = self._candidate(program, generation, [p.id for p in parents], operator, params)
+            made.append(self._with_gate(child, gate))
             if child.status != "invalid":
-                return made
+                break
         return made
 
     def _choose_operator(self) -> str:
@@ -158,15 +199,19 @@ class Evolution:
         return self.rng.choices(names, weights=weights, k=1)[0]
 
     def _candidate(self, program: Program, generation: int, parents: list[int], operator: str,
-                   params: dict, batch: list[Candidate]) -> Candidate:
+                   params: dict) -> Candidate:
         source = program.render(title=f"synth {self.config.track} candidate, operator {operator}")
         return self.admit(Candidate(
             generation=generation, kind="program", genome=program.to_text(), source=source, parents=parents,
             operator=operator, operator_params=params, status="pending", created_at=time.time(),
-            timings={}), batch)
+            timings={}))
 
-    def admit(self, cand: Candidate, batch: list[Candidate]) -> Candidate:
-        """The probe: reject a dead child cheaply, and spot one that computes what another already does."""
+    def admit(self, cand: Candidate) -> Candidate:
+        """The probe: reject a dead child cheaply, and spot one that computes what an earlier one does.
+
+        A twin is the earliest candidate with the same fingerprint, finished or not; the child takes
+        its outcome (score, screening or failure) once the twin has one, and never runs itself.
+        """
         started = time.perf_counter()
         probe = self.pool.probe(cand.source)
         cand.timings["probe_s"] = time.perf_counter() - started
@@ -175,119 +220,135 @@ class Evolution:
             cand.operator_params = {**cand.operator_params, "error": probe.error}
             return cand
         cand.fingerprint = probe.fingerprint
-        twin = self.db.find_by_fingerprint(probe.fingerprint)
-        screened_twin = twin is None and self.db.find_by_fingerprint(probe.fingerprint, status="screened")
-        if screened_twin:
-            cand.status, cand.duplicate_of = "screened", screened_twin.id  # same function, same proxy verdict
-        elif twin is not None:
-            cand.status, cand.duplicate_of, cand.fitness = "duplicate", twin.id, twin.fitness
-        elif any(b.fingerprint == probe.fingerprint and b.status == "pending" for b in batch):
-            cand.status = "duplicate"  # of a sibling not scored yet: resolved after the batch is scored
+        twin = self.db.find_by_fingerprint(probe.fingerprint, status=None)
+        if twin is not None:
+            cand.duplicate_of = twin.id
+            if twin.status != "pending":
+                cand.status, cand.fitness = self._outcome_of_twin(twin)
         return cand
 
+    # ------------------------------------------------------------------ the fidelity cascade
+    @staticmethod
+    def _with_gate(cand: Candidate, gate: Optional[dict]) -> Candidate:
+        if gate is not None and cand.status == "pending":  # it will run: tell its run where the gate is
+            cand.timings["proxy"] = dict(gate)
+        return cand
+
+    def _gate_plan(self, threshold: Optional[float], audit: bool) -> Optional[dict]:
+        """What a child's run is told: evaluate at `proxy_steps`, stop there below `threshold`."""
+        if not self.config.proxy_steps:
+            return None
+        return {"steps": self.config.proxy_steps, "threshold": threshold, "audit": audit}
+
+    def _threshold(self, population: list[Candidate]) -> Optional[float]:
+        """The population's `proxy_quantile` of the eval metric at the proxy step (better-is-higher order)."""
+        if not self.config.proxy_steps:
+            return None
+        metrics = []
+        for member in population:
+            root = self.db.get_candidate(member.duplicate_of) if member.duplicate_of else member
+            metric = root.timings.get("proxy", {}).get("metric")
+            if metric is not None:
+                metrics.append(metric)
+        if not metrics:
+            return None
+        ordered = sorted(metrics, reverse=self.regression)  # worst first
+        return ordered[min(len(ordered) - 1, int(self.config.proxy_quantile * len(ordered)))]
+
     # ------------------------------------------------------------------ score them
-    def _score_pending(self) -> None:
-        while pending := self.db.pending():
-            self._refresh_progress()
-            if self.config.proxy_steps:
-                pending = self._screen(pending)
-            if self.config.robust > 1:
-                self._score_robust(pending)
-            else:
-                jobs = [(c.id, EvalJob(c.source, self.config.track, steps=self.config.steps,
-                                       submission=f"synth-{c.id}")) for c in pending]
-                for cand_id, result in self.pool.evaluate_many(jobs):
-                    self.record(cand_id, result)
-            self._resolve_sibling_duplicates()
+    def _dispatch(self) -> None:
+        """Every pending candidate gets the evaluation it needs next, or its final status if none."""
+        busy = set(self.running.values())
+        for cand in self.db.pending():
+            if cand.id in busy:
+                continue
+            if cand.duplicate_of is not None:
+                twin = self.db.get_candidate(cand.duplicate_of)
+                if twin.status != "pending":
+                    status, fit = self._outcome_of_twin(twin)
+                    self.db.update_candidate(cand.id, status=status, fitness=fit)
+                continue
+            jobs = self._jobs(cand)
+            if not jobs:
+                self._finish(cand)
+            for job in jobs:
+                self.running[self.pool.submit_eval(job)] = cand.id
         self._refresh_progress()
 
-    def _score_robust(self, pending: list[Candidate]) -> None:
-        """`--robust K`: the full run on K seed sets; fitness is the mean, and any failure fails it."""
-        seed_sets = ["benchmark"] + [f"search-{i}" for i in range(1, self.config.robust)]
-        steps = self.config.steps or get_track(self.config.track).max_steps
-        done = {(e.candidate_id, e.seed_set) for e in self.db.evaluations(track=self.config.track) if e.steps == steps}
-        jobs = [((c.id, s), EvalJob(c.source, self.config.track, steps=self.config.steps, seed_set=s,
-                                    submission=f"synth-{c.id}"))
-                for c in pending for s in seed_sets if (c.id, s) not in done]
-        for (cand_id, _), result in self.pool.evaluate_many(jobs):
-            self.record(cand_id, result, proxy=True)  # the candidate stays pending until all K are in
-        for cand in pending:
-            fits = [e.fitness for e in self.db.evaluations(candidate_id=cand.id, track=self.config.track)
-                    if e.steps == steps and e.seed_set in seed_sets]
-            if len(fits) == len(seed_sets) and all(f is not None for f in fits):
-                self.db.update_candidate(cand.id, status="scored", fitness=sum(fits) / len(fits))
-            else:
-                self.db.update_candidate(cand.id, status="failed")
+    def _seed_sets(self) -> list[str]:
+        return ["benchmark"] + [f"search-{i}" for i in range(1, self.config.robust)]
 
-    def _screen(self, pending: list[Candidate]) -> list[Candidate]:
-        """The fidelity cascade: a short proxy run first; only children whose proxy score reaches the
-        population's `proxy_quantile` (at the same step) get the full run. Seeds always pass, and every AUDIT_EVERY-th screened-out
-        child is fully scored anyway, to measure how many good candidates the proxy wrongly drops."""
-        steps = self.config.proxy_steps
-        done = {e.candidate_id for e in self.db.evaluations(track=self.config.track, seed_set="benchmark")
-                if e.steps == steps}
-        jobs = [(c.id, EvalJob(c.source, self.config.track, steps=steps, submission=f"synth-{c.id}"))
-                for c in pending if c.id not in done]
-        for cand_id, result in self.pool.evaluate_many(jobs):
-            self.record(cand_id, result, proxy=True)
-        proxy = {e.candidate_id: e for e in self.db.evaluations(track=self.config.track, seed_set="benchmark")
-                 if e.steps == steps}
-        scored = self.db.candidates(status="scored") + self.db.candidates(status="duplicate")
-        population = alive(scored, self.config.population, self.config.elites)
-        reference = sorted(proxy[c.duplicate_of or c.id].fitness for c in population
-                           if (c.duplicate_of or c.id) in proxy and proxy[c.duplicate_of or c.id].fitness is not None)
-        quantile = self.config.proxy_quantile
-        threshold = reference[min(len(reference) - 1, int(quantile * len(reference)))] if reference else None
-        promoted = []
-        for cand in pending:
-            ev = proxy[cand.id]
-            if ev.fitness is None:
-                self.db.update_candidate(cand.id, status="failed")
-                continue
-            beats = threshold is None or cand.generation == 0 or ev.fitness >= threshold
-            audit = not beats and cand.id % AUDIT_EVERY == 0
-            cand.timings["proxy"] = {"steps": steps, "fitness": ev.fitness, "threshold": threshold,
-                                     "promoted": beats, "audit": audit}
-            self.db.update_candidate(cand.id, timings=cand.timings)
-            if beats or audit:
-                promoted.append(cand)
-            else:
-                self.db.update_candidate(cand.id, status="screened")
-        return promoted
+    def _evaluations(self, cand: Candidate) -> dict[str, Evaluation]:
+        """seed set -> this candidate's search evaluation (the full run, or a run stopped by its gate)."""
+        gate_steps = cand.timings.get("proxy", {}).get("steps")
+        return {e.seed_set: e for e in self.db.evaluations(candidate_id=cand.id, track=self.config.track)
+                if e.steps in (self.full_steps, gate_steps)}
 
-    def record(self, cand_id: int, result: EvalResult, proxy: bool = False) -> None:
-        """Stores one evaluation; with `proxy` (a cascade proxy, or one of --robust's K runs) the
-        candidate stays pending for the caller to decide."""
-        fit = fitness(result)
+    def _jobs(self, cand: Candidate) -> list[EvalJob]:
+        """The gated benchmark run first; with `--robust K`, the other K-1 seed sets once it went the distance."""
+        done = self._evaluations(cand)
+        first = done.get("benchmark")
+        gate = cand.timings.get("proxy")
+        if first is None:
+            threshold = None if gate is None or gate["audit"] else gate["threshold"]
+            return [EvalJob(cand.source, self.config.track, steps=self.config.steps, submission=f"synth-{cand.id}",
+                            gate_step=gate["steps"] if gate else None, gate_threshold=threshold)]
+        if first.outcome != "ok" or first.steps != self.full_steps:
+            return []
+        return [EvalJob(cand.source, self.config.track, steps=self.config.steps, seed_set=s,
+                        submission=f"synth-{cand.id}") for s in self._seed_sets()[1:] if s not in done]
+
+    def _record(self, cand_id: int, result: EvalResult) -> None:
+        """Stores one evaluation; the candidate stays pending until `_dispatch` finds nothing left to run."""
         self.db.add_evaluation(
             Evaluation(candidate_id=cand_id, track=result.track, seed_set=result.seed_set,
-                       steps=result.max_steps, outcome=result.outcome, fitness=fit,
+                       steps=result.max_steps, outcome=result.outcome, fitness=fitness(result),
                        result=result.model_dump(mode="json"), created_at=time.time()),
-            candidate_status="pending" if proxy else ("scored" if fit is not None else "failed"),
-            candidate_fitness=None if proxy else fit)
-        self._refresh_progress()
+            candidate_status="pending", candidate_fitness=None)
 
-    def _resolve_sibling_duplicates(self) -> None:
-        for dup in self.db.candidates(status="duplicate"):
-            if dup.duplicate_of is None and dup.fingerprint:
-                twin = self.db.find_by_fingerprint(dup.fingerprint)
-                if twin is not None:
-                    self.db.update_candidate(dup.id, duplicate_of=twin.id, fitness=twin.fitness)
-                else:  # the sibling it copied failed: score this one after all
-                    self.db.update_candidate(dup.id, status="pending")
+    def _finish(self, cand: Candidate) -> None:
+        """Status and fitness from the evaluations: failed, screened (stopped by the gate), or scored
+        (with `--robust K`, the mean over the K seed sets; any failure fails it)."""
+        done = self._evaluations(cand)
+        first = done["benchmark"]
+        timings = dict(cand.timings)
+        gate = timings.get("proxy")
+        metric = first.result.get("gate_metric")
+        if gate is not None and metric is not None:
+            promoted = Gate(gate["steps"], gate["threshold"]).admits(metric, self.regression)
+            timings["proxy"] = {**gate, "metric": metric, "promoted": promoted}
+        fits = [done[s].fitness for s in self._seed_sets() if s in done]
+        if first.outcome != "ok":
+            status, fit = "failed", None
+        elif first.steps != self.full_steps:
+            status, fit = "screened", None
+        elif len(fits) == self.config.robust and all(f is not None for f in fits):
+            status, fit = "scored", sum(fits) / len(fits)
+        else:
+            status, fit = "failed", None
+        self.db.update_candidate(cand.id, status=status, fitness=fit, timings=timings)
 
+    @staticmethod
+    def _outcome_of_twin(twin: Candidate) -> tuple[str, Optional[float]]:
+        """(status, fitness) of a child that computes what `twin` computes."""
+        if twin.status in ("scored", "duplicate"):
+            return "duplicate", twin.fitness
+        return twin.status, None  # screened or failed, like its twin
+
+    # ------------------------------------------------------------------ what the live view shows
     def _refresh_progress(self) -> None:
         p = self.progress
         p.evaluations = self.db.count_evaluations()
         if p.evaluations_at_start is None:
             p.evaluations_at_start = p.evaluations
+        p.children = self.children
+        p.generation = (self.children - 1) // self.config.population + 1 if self.children else 0
+        p.running = len(self.running)
         p.pending = self.db.count("pending")
         p.failures = self.db.count("failed")
         p.invalid = self.db.count("invalid")
         p.dedup_hits = self.db.count("duplicate")
         p.screened = self.db.count("screened")
-        state = self.db.get_state("engine")
-        p.generation = state["generation"] if state else 0
         self._update_best()
         self.on_progress(p)
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from evaluator.record import EvalResult
 from population.db import RunDB
 from population.records import Candidate
+from synth.config import AUDIT_EVERY
 from synth.fitness import describe
 
 
@@ -60,25 +61,31 @@ def search_result(db: RunDB, cand: Candidate) -> EvalResult | None:
 def cascade_stats(db: RunDB) -> dict | None:
     """What the fidelity cascade saved, and how many good children its proxy wrongly dropped.
 
-    Audited children (screened out, fully scored anyway) are the check: one counts as wrongly
-    dropped when its full score reaches the median full score of the run's scored candidates.
+    Every child's run is gated at the proxy step; a child below the threshold stops there
+    (`screened`), one above it goes the distance in the same run. Every AUDIT_EVERY-th child runs
+    in full whatever its proxy says: those below the threshold are the check, and one counts as
+    wrongly dropped when its full score reaches the median full score of the run's scored candidates.
     """
     config = db.config()
     if not config.get("proxy_steps"):
         return None
+    full, proxy = full_steps(config), config["proxy_steps"]
     cands = db.candidates()
-    proxied = [c for c in cands if c.timings.get("proxy")]
-    audited = [c for c in proxied if c.timings["proxy"].get("audit")]
+    gated = [c for c in cands if c.generation > 0 and c.timings.get("proxy", {}).get("metric") is not None]
+    below = [c for c in gated if not c.timings["proxy"]["promoted"]]
+    sample = [c for c in gated if c.timings["proxy"]["audit"]]  # run in full whatever the gate said
     full_fits = sorted(c.fitness for c in cands if c.status == "scored" and c.fitness is not None)
     median = full_fits[len(full_fits) // 2] if full_fits else None
-    wrongly = [c.id for c in audited if c.fitness is not None and median is not None and c.fitness >= median]
-    full, proxy = full_steps(config), config["proxy_steps"]
-    fully_run = sum(1 for c in proxied if c.timings["proxy"]["promoted"] or c.timings["proxy"].get("audit"))
-    spent = len(proxied) * proxy + fully_run * full
-    return {"proxy_steps": proxy, "proxied": len(proxied), "promoted": fully_run - len(audited),
-            "screened": sum(1 for c in cands if c.status == "screened"), "audited": len(audited),
+    good = [c for c in sample if c.fitness is not None and median is not None and c.fitness >= median]
+    wrongly = [c.id for c in good if not c.timings["proxy"]["promoted"]]
+    screened = [c for c in gated if c.status == "screened"]
+    spent = len(screened) * proxy + (len(gated) - len(screened)) * full
+    return {"proxy_steps": proxy, "proxied": len(gated), "promoted": len(gated) - len(below),
+            "screened": len(screened), "audit_sample": len(sample), "audit_good": len(good),
+            "audited": sum(1 for c in sample if not c.timings["proxy"]["promoted"]),
             "wrongly_dropped": len(wrongly), "wrongly_dropped_ids": wrongly,
-            "training_steps_saved": 1 - spent / (len(proxied) * full) if proxied else 0.0}
+            "good_drop_rate": len(wrongly) / len(good) if good else None,
+            "training_steps_saved": 1 - spent / (len(gated) * full) if gated else 0.0}
 
 
 def heldout_summary(db: RunDB, cand_id: int) -> dict | None:
@@ -141,11 +148,12 @@ def render_leaderboard(console: Console, board: dict) -> None:
     console.print(ops)
     cascade = board.get("cascade")
     if cascade:
-        console.print(f"cascade: {cascade['proxied']} proxy runs of {cascade['proxy_steps']} steps, "
-                      f"{cascade['promoted']} promoted, {cascade['screened']} screened out, "
-                      f"{cascade['training_steps_saved']:.0%} of training steps saved; audit: "
-                      f"{cascade['wrongly_dropped']} of {cascade['audited']} screened-out children were good "
-                      f"(>= median full score)", highlight=False)
+        console.print(f"cascade: {cascade['proxied']} children gated at step {cascade['proxy_steps']}, "
+                      f"{cascade['promoted']} promoted, {cascade['screened']} stopped there, "
+                      f"{cascade['training_steps_saved']:.0%} of training steps saved; audit (every "
+                      f"{AUDIT_EVERY}th child runs in full): the gate would have stopped {cascade['wrongly_dropped']} "
+                      f"of the {cascade['audit_good']} good ones (>= median full score) among "
+                      f"{cascade['audit_sample']}", highlight=False)
     llm = board.get("llm") or {}
     if llm.get("calls"):
         console.print(f"LLM: {llm['calls']} calls, {llm.get('tokens_in', 0)} tokens in, "

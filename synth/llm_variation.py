@@ -44,7 +44,7 @@ class LLMVariation:
     def active(self) -> bool:
         return self._check_stop()
 
-    def propose(self, engine, population: list[Candidate], generation: int, batch: list[Candidate]) -> Candidate | None:
+    def propose(self, engine, population: list[Candidate], generation: int) -> Candidate | None:
         rng = engine.rng
         names = sorted(OPERATOR_WEIGHTS)
         operator = rng.choices(names, weights=[OPERATOR_WEIGHTS[n] for n in names], k=1)[0]
@@ -70,7 +70,7 @@ class LLMVariation:
             cand.status = "invalid"
             cand.operator_params = {**cand.operator_params, "error": proposal.error}
             return cand
-        return engine.admit(cand, batch)
+        return engine.admit(cand)
 
     def record_calls(self) -> None:
         """After the engine committed the children (they have ids), every call goes to the database.

@@ -45,8 +45,9 @@ def make_llm(cfg: RunConfig, db: RunDB, console: Console):
 
 
 def live_view(progress: Progress, bar: Bar, task) -> Group:
-    bar.update(task, completed=progress.generation, total=progress.generations)
+    bar.update(task, completed=progress.children, total=progress.children_total)
     stats = Table.grid(padding=(0, 2))
+    stats.add_row("generation", f"{progress.generation} of {progress.generations}", "running", str(progress.running))
     stats.add_row("evaluations", str(progress.evaluations), "pending", str(progress.pending))
     stats.add_row("dedup hits", str(progress.dedup_hits), "invalid (probe)", str(progress.invalid))
     stats.add_row("failures", str(progress.failures), "evals/min", f"{progress.evals_per_minute:.1f}")
@@ -60,17 +61,18 @@ def live_view(progress: Progress, bar: Bar, task) -> Group:
 
 
 def run_evolution(db: RunDB, cfg: RunConfig, run_dir: Path, resumed: bool, console: Console,
-                  live: bool = True) -> dict:
+                  live: bool = True, time_budget_s: float | None = None) -> dict:
     word = "resuming" if resumed else "starting"
     console.print(f"{word} run [bold]{run_dir}[/]: track {cfg.track}, {cfg.generations} generations of "
                   f"{cfg.population}, seed {cfg.seed}", highlight=False)
     llm = make_llm(cfg, db, console)
     started = time.time()
+    deadline = started + time_budget_s if time_budget_s is not None else None
     with make_pool(cfg) as pool:
-        bar = Bar(TextColumn("generation"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        bar = Bar(TextColumn("children"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console)
-        task = bar.add_task("generation", total=cfg.generations)
-        evolution = Evolution(db, cfg, pool, llm=llm)
+        task = bar.add_task("children", total=cfg.generations * cfg.population)
+        evolution = Evolution(db, cfg, pool, llm=llm, deadline=deadline)
         if live:
             with Live(console=console, refresh_per_second=4, transient=False) as view:
                 evolution.on_progress = lambda p: view.update(live_view(p, bar, task))
@@ -81,6 +83,9 @@ def run_evolution(db: RunDB, cfg: RunConfig, run_dir: Path, resumed: bool, conso
         else:
             pool.warm(cfg.track, steps=cfg.steps)
             progress = evolution.run()
+        if progress.stopped_by:
+            console.print(f"[yellow]stopped by the {progress.stopped_by} after {progress.children} of "
+                          f"{progress.children_total} children; the same command resumes.[/]", highlight=False)
         assess_finalists(db, cfg, pool, console, quiet=not live)
     summary = run_summary(db, progress, time.time() - started, run_dir)
     if live:
@@ -115,6 +120,8 @@ def run_summary(db: RunDB, progress: Progress, wall_s: float, run_dir: Path) -> 
     return {
         "run_dir": str(run_dir),
         "generation": progress.generation,
+        "children": progress.children,
+        "stopped_by": progress.stopped_by,
         "evaluations": progress.evaluations,
         "dedup_hits": progress.dedup_hits,
         "invalid": progress.invalid,

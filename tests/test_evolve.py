@@ -151,28 +151,42 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(run_dir, tmp_path):
 def test_cascade_screens_audits_and_reports(tmp_path):
     run = tmp_path / "cascade"
     proc = synth_cli("evolve", "--track", "single_ar", "--steps", "60", "--proxy-steps", "20", "--population", "6",
-                     "--generations", "3", "--seed", "5", "--finalists", "0", "--quiet", "--run-dir", str(run))
+                     "--generations", "4", "--seed", "5", "--finalists", "0", "--quiet", "--run-dir", str(run))
     assert proc.returncode == 0, proc.stderr
     with sqlite3.connect(run / "synth.db") as conn:
-        rows = conn.execute("SELECT id, generation, status, timings FROM candidates").fetchall()
-        evals = conn.execute("SELECT candidate_id, steps FROM evaluations").fetchall()
-    full = {c for c, s in evals if s == 60}
-    proxied = {c for c, s in evals if s == 20}
-    for cid, generation, status, timings in rows:
+        rows = conn.execute("SELECT id, generation, status, timings, duplicate_of FROM candidates").fetchall()
+        evals = {(c, s): json.loads(r) for c, s, r in conn.execute("SELECT candidate_id, steps, result FROM evaluations")}
+    runs = {}
+    for cid, steps in evals:
+        runs.setdefault(cid, []).append(steps)
+    for cid, generation, status, timings, twin in rows:
         gate = json.loads(timings).get("proxy")
-        if status == "screened" and gate:  # screened by its own proxy, never given the full run
-            assert cid in proxied and cid not in full and not gate["promoted"]
-            assert gate["fitness"] < gate["threshold"]
-        if gate and gate["promoted"]:
-            assert cid in full
-        if gate and gate["audit"]:  # below the bar, fully scored anyway to measure the proxy
-            assert cid in full and cid % 10 == 0 and not gate["promoted"]
+        if status in ("invalid", "duplicate") or twin is not None:
+            assert cid not in runs  # never trained: no probe pass, or its twin's outcome
+            continue
+        assert gate and gate["steps"] == 20
+        assert runs[cid] in ([20], [60])  # one run per child: the gate stops it or it goes on
+        result = evals[(cid, runs[cid][0])]
+        assert result["gate_metric"] == gate.get("metric")  # None for a run that failed before its gate
+        if status == "screened":  # stopped by its gate: the record of a 20-step run
+            assert runs[cid] == [20] and result["gated_out"] and not gate["promoted"] and not gate["audit"]
+            assert gate["metric"] < gate["threshold"]
+        else:
+            assert runs[cid] == [60] and not result["gated_out"]
         if generation == 0:
-            assert cid in full  # seeds always get the full run
+            assert gate["threshold"] is None and runs[cid] == [60]  # seeds always go the distance
+        elif gate["audit"] and not gate["promoted"]:  # below the bar, run in full anyway to check the proxy
+            assert runs[cid] == [60] and gate["metric"] < gate["threshold"]
     assert any(r[2] == "screened" for r in rows)
     cascade = json.loads(synth_cli("show", str(run), "--json").stdout)["cascade"]
-    assert cascade["proxy_steps"] == 20 and cascade["screened"] == sum(r[2] == "screened" for r in rows)
-    assert cascade["audited"] == sum(bool(json.loads(r[3]).get("proxy", {}).get("audit")) for r in rows)
+    gated = [r for r in rows if r[1] > 0 and "metric" in json.loads(r[3]).get("proxy", {})]
+    assert cascade["proxy_steps"] == 20 and cascade["proxied"] == len(gated)
+    assert cascade["screened"] == sum(r[2] == "screened" for r in gated)
+    assert cascade["audited"] == sum(json.loads(r[3])["proxy"]["audit"] and not json.loads(r[3])["proxy"]["promoted"]
+                                     for r in gated)
+    full_runs = sum(1 for r in gated if r[2] != "screened")
+    assert cascade["training_steps_saved"] == pytest.approx(1 - (cascade["screened"] * 20 + full_runs * 60)
+                                                            / (len(gated) * 60))
     assert 0 < cascade["training_steps_saved"] < 1
 
 
