@@ -158,7 +158,7 @@ class Evolution:
         unknown = [n for n in names if n not in programs]
         if unknown:
             raise ValueError(f"unknown seed programs {unknown}: known are {sorted(programs)}")
-        gate = self._gate_plan(threshold=None, audit=False)  # seeds always get the full run
+        gate = self._gate_plan([], audit=False)  # no threshold: seeds always go the distance
         seeds = [self._candidate(programs[name], generation=0, parents=[], operator="seed", params={"name": name})
                  for name in names]
         return [self._with_gate(seed, gate) for seed in seeds]
@@ -170,8 +170,7 @@ class Evolution:
         if not population:
             raise RuntimeError("no scored candidate is alive: every seed failed to evaluate")
         generation = (self.children - 1) // self.config.population + 1
-        audit = self.children % AUDIT_EVERY == 0
-        gate = self._gate_plan(self._threshold(population), audit)
+        gate = self._gate_plan(population, audit=self.children % AUDIT_EVERY == 0)
         made: list[Candidate] = []
         for _ in range(self.config.max_proposal_tries):
             child = None
@@ -234,26 +233,30 @@ class Evolution:
             cand.timings["proxy"] = dict(gate)
         return cand
 
-    def _gate_plan(self, threshold: Optional[float], audit: bool) -> Optional[dict]:
-        """What a child's run is told: evaluate at `proxy_steps`, stop there below `threshold`."""
+    def _gate_plan(self, population: list[Candidate], audit: bool) -> Optional[dict]:
+        """What a child's run is told: evaluate at `proxy_steps`, stop there below `threshold`, the
+        population's `proxy_quantile` of the eval metric at that step. `full_bar`, the same quantile of
+        the population's full scores, is what the audit judges the gate by: an audited child that
+        reaches it is one the gate should have let through."""
         if not self.config.proxy_steps:
             return None
-        return {"steps": self.config.proxy_steps, "threshold": threshold, "audit": audit}
-
-    def _threshold(self, population: list[Candidate]) -> Optional[float]:
-        """The population's `proxy_quantile` of the eval metric at the proxy step (better-is-higher order)."""
-        if not self.config.proxy_steps:
-            return None
-        metrics = []
+        metrics, fits = [], []
         for member in population:
             root = self.db.get_candidate(member.duplicate_of) if member.duplicate_of else member
             metric = root.timings.get("proxy", {}).get("metric")
             if metric is not None:
-                metrics.append(metric)
-        if not metrics:
+                metrics.append(-metric if self.regression else metric)  # higher is better from here on
+            fits.append(member.fitness)
+        return {"steps": self.config.proxy_steps, "audit": audit,
+                "threshold": self._quantile(metrics, sign=-1 if self.regression else 1),
+                "full_bar": self._quantile(fits, sign=1)}
+
+    def _quantile(self, values: list[float], sign: int) -> Optional[float]:
+        """The `proxy_quantile` of `values` (higher is better), given back in the metric's own sign."""
+        if not values:
             return None
-        ordered = sorted(metrics, reverse=self.regression)  # worst first
-        return ordered[min(len(ordered) - 1, int(self.config.proxy_quantile * len(ordered)))]
+        ordered = sorted(values)
+        return sign * ordered[min(len(ordered) - 1, int(self.config.proxy_quantile * len(ordered)))]
 
     # ------------------------------------------------------------------ score them
     def _dispatch(self) -> None:

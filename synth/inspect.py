@@ -59,12 +59,13 @@ def search_result(db: RunDB, cand: Candidate) -> EvalResult | None:
 
 
 def cascade_stats(db: RunDB) -> dict | None:
-    """What the fidelity cascade saved, and how many good children its proxy wrongly dropped.
+    """What the fidelity cascade saved, and how many good children its gate wrongly stopped.
 
     Every child's run is gated at the proxy step; a child below the threshold stops there
     (`screened`), one above it goes the distance in the same run. Every AUDIT_EVERY-th child runs
-    in full whatever its proxy says: those below the threshold are the check, and one counts as
-    wrongly dropped when its full score reaches the median full score of the run's scored candidates.
+    in full whatever its gate says: that sample is the check. A child counts as good when its full
+    score reaches `full_bar`, the same quantile of its population's full scores that the gate asks
+    of the metric at the proxy step; a good child below the gate's threshold was wrongly dropped.
     """
     config = db.config()
     if not config.get("proxy_steps"):
@@ -74,9 +75,8 @@ def cascade_stats(db: RunDB) -> dict | None:
     gated = [c for c in cands if c.generation > 0 and c.timings.get("proxy", {}).get("metric") is not None]
     below = [c for c in gated if not c.timings["proxy"]["promoted"]]
     sample = [c for c in gated if c.timings["proxy"]["audit"]]  # run in full whatever the gate said
-    full_fits = sorted(c.fitness for c in cands if c.status == "scored" and c.fitness is not None)
-    median = full_fits[len(full_fits) // 2] if full_fits else None
-    good = [c for c in sample if c.fitness is not None and median is not None and c.fitness >= median]
+    good = [c for c in sample if c.fitness is not None and c.timings["proxy"].get("full_bar") is not None
+            and c.fitness >= c.timings["proxy"]["full_bar"]]
     wrongly = [c.id for c in good if not c.timings["proxy"]["promoted"]]
     screened = [c for c in gated if c.status == "screened"]
     spent = len(screened) * proxy + (len(gated) - len(screened)) * full
@@ -151,9 +151,9 @@ def render_leaderboard(console: Console, board: dict) -> None:
         console.print(f"cascade: {cascade['proxied']} children gated at step {cascade['proxy_steps']}, "
                       f"{cascade['promoted']} promoted, {cascade['screened']} stopped there, "
                       f"{cascade['training_steps_saved']:.0%} of training steps saved; audit (every "
-                      f"{AUDIT_EVERY}th child runs in full): the gate would have stopped {cascade['wrongly_dropped']} "
-                      f"of the {cascade['audit_good']} good ones (>= median full score) among "
-                      f"{cascade['audit_sample']}", highlight=False)
+                      f"{AUDIT_EVERY}th child runs in full): of {cascade['audit_sample']}, {cascade['audit_good']} "
+                      f"were good (their full score reached the bar the gate stands for) and the gate would have "
+                      f"stopped {cascade['wrongly_dropped']} of those", highlight=False)
     llm = board.get("llm") or {}
     if llm.get("calls"):
         console.print(f"LLM: {llm['calls']} calls, {llm.get('tokens_in', 0)} tokens in, "

@@ -25,6 +25,11 @@ def candidates(run_dir: Path) -> list[tuple]:
                             "FROM candidates ORDER BY id").fetchall()
 
 
+def table_rows(run_dir: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(run_dir / "synth.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
 def evaluation_keys(run_dir: Path) -> list[tuple]:
     with sqlite3.connect(run_dir / "synth.db") as conn:
         return conn.execute("SELECT id, candidate_id, track, seed_set, steps, fitness FROM evaluations ORDER BY id").fetchall()
@@ -184,6 +189,11 @@ def test_cascade_screens_audits_and_reports(tmp_path):
     assert cascade["screened"] == sum(r[2] == "screened" for r in gated)
     assert cascade["audited"] == sum(json.loads(r[3])["proxy"]["audit"] and not json.loads(r[3])["proxy"]["promoted"]
                                      for r in gated)
+    fitness = dict(table_rows(run, "SELECT id, fitness FROM candidates"))
+    sample = [(r[0], json.loads(r[3])["proxy"]) for r in gated if json.loads(r[3])["proxy"]["audit"]]
+    good = [(cid, g) for cid, g in sample if fitness[cid] is not None and fitness[cid] >= g["full_bar"]]
+    assert cascade["audit_sample"] == len(sample) > 0 and cascade["audit_good"] == len(good)
+    assert cascade["wrongly_dropped_ids"] == [cid for cid, g in good if not g["promoted"]]
     full_runs = sum(1 for r in gated if r[2] != "screened")
     assert cascade["training_steps_saved"] == pytest.approx(1 - (cascade["screened"] * 20 + full_runs * 60)
                                                             / (len(gated) * 60))
