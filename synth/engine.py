@@ -3,8 +3,8 @@
 Steady-state aging evolution. A new child is proposed the moment a worker slot frees up, so a
 slow candidate never idles the other workers. What a child sees is fixed by candidate ids, never
 by which worker finished first: the seeds, plus every candidate made at least `population` ids
-before it (the *window*). Proposing waits for the oldest of those in the rare case it is still
-running; everything younger may still be in flight. Hence a fixed `--seed` without an LLM gives
+before it (the *window*). Proposing waits in the rare case one of those is still running;
+everything younger may still be in flight. Hence a fixed `--seed` without an LLM gives
 the same candidates, with the same scores, whatever the number of workers or the order their
 results come back in.
 

@@ -59,15 +59,21 @@ def test_time_budget_stops_proposing_and_the_same_command_goes_on(tmp_path):
 def test_ctrl_c_stops_at_once_and_keeps_what_is_finished(tmp_path):
     """Seeds of 20,000 steps (minutes each): Ctrl-C must kill them, not wait for them."""
     run = tmp_path / "run"
+    # a terminal's foreground process gets SIGINT's default action, whatever this test runner inherited
+    # (a background job of a non-interactive shell starts with SIGINT ignored)
     proc = subprocess.Popen([sys.executable, "-m", "cli", "evolve", "--track", "single_ar", "--steps", "20000",
                              "--proxy-steps", "0", "--workers", "1", "--finalists", "0", "--quiet",
                              "--run-dir", str(run)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    while not (run / "synth.db").exists() or not table(run, "SELECT 1 FROM state WHERE key = 'engine'"):
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)  # polling for the seeds to be committed (then dispatched at once)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=90)  # far less than one seed's run
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        while not (run / "synth.db").exists() or not table(run, "SELECT 1 FROM state WHERE key = 'engine'"):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)  # polling for the seeds to be committed (then dispatched at once)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=90)  # far less than one seed's run
+    finally:
+        proc.kill()
+        proc.wait()
     assert proc.returncode == 130, stderr
     assert f"Resume with: synth evolve --run-dir {run}" in " ".join(stderr.split())
     assert table(run, "SELECT count(*) FROM evaluations") == [(0,)]  # the killed run was not recorded
