@@ -105,7 +105,6 @@ class Evolution:
         else:
             self.rng = decode_rng(state["rng"])
             self.children = state.get("children", state.get("generation", 0) * self.config.population)
-        self._refresh_progress()
         try:
             while True:
                 self._dispatch()
@@ -144,12 +143,10 @@ class Evolution:
                 if c.generation == 0 or c.id < horizon]
 
     def _commit(self, made: list[Candidate]) -> None:
-        ids = self.db.commit_generation(made, {"children": self.children, "rng": encode_rng(self.rng)})
-        for cand, cand_id in zip(made, ids):
-            cand.id = cand_id
+        """New candidates (ids set on them) and the RNG state that made them, in one transaction."""
+        self.db.commit_generation(made, {"children": self.children, "rng": encode_rng(self.rng)})
         if self.llm is not None:
-            self.llm.record_calls()
-        self._refresh_progress()
+            self.llm.record_calls()  # the calls name the children, which have ids now
 
     # ------------------------------------------------------------------ make children
     def _seed_candidates(self) -> list[Candidate]:
