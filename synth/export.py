@@ -26,7 +26,7 @@ def same_score(a: EvalResult, b: EvalResult) -> bool:
 
 def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, assess: bool = True,
                      pool=None) -> list[Path]:
-    """Verifies, assesses (held-out seeds, gradient dependence, integrity, horizon) and writes the files."""
+    """Verifies, assesses (held-out seeds, gradient dependence, task permutation, horizon) and writes the files."""
     cand = db.get_candidate(cand_id)
     if cand.status == "duplicate" and cand.duplicate_of is not None:
         cand = db.get_candidate(cand.duplicate_of)  # the twin that was actually scored

@@ -65,10 +65,11 @@ def test_engine_secrets_are_invisible(raw_sandbox):
 def test_engine_environ_cannot_be_read_through_proc(raw_sandbox):
     import os
 
-    body = f"open('/proc/{os.getpid()}/environ').read()"
+    body = f"raise RuntimeError(open('/proc/{os.getpid()}/environ').read())"
     result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
-    assert result.outcome == "rejected"
-    assert "environ" in result.error
+    assert result.outcome == "crash"
+    assert "No such file or directory" in result.error  # the engine is not in the jail's pid namespace
+    assert "sk-engine-secret" not in result.error
 
 
 def test_socket_connection_fails_and_reaches_nobody(raw_sandbox):
@@ -77,9 +78,9 @@ def test_socket_connection_fails_and_reaches_nobody(raw_sandbox):
     listener.listen()
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    body = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)"
+    body = f"import socket\nsocket.socket().connect(('127.0.0.1', {port}))"
     result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
-    assert result.outcome == "rejected"
+    assert result.outcome in ("rejected", "crash")
     assert "socket" in result.error
     with pytest.raises(BlockingIOError):
         listener.accept()  # nobody ever connected
