@@ -46,9 +46,9 @@ def main(control_fd: int, scratch_root: str = "/tmp") -> None:
         os.setgid(UNPRIVILEGED)
         os.setuid(UNPRIVILEGED)
     confine.undumpable()
-    confine.host_filter()
+    filtered = confine.host_filter()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    control.sendall(json.dumps({"op": "ready", "uid": os.getuid()}).encode())
+    control.sendall(json.dumps({"op": "ready", "uid": os.getuid(), "seccomp": filtered}).encode())
     count = 0
     while True:
         try:
@@ -138,9 +138,12 @@ class Stepper:
                 return
             step += 1
             _, flags = channel.expect(message, self.nonce, step, (channel.STEP,))
+            region = self.shared.grads[flags[0] % channel.GRAD_BUFFERS]
             try:
-                for p, grad, has in zip(self.params, self.shared.grads, flags):
-                    p.grad = grad.clone() if has else None  # a fresh tensor per step, as autograd gives
+                for p, grad, has in zip(self.params, region, flags[1:]):
+                    # Another tensor than last step's, as autograd gives after zero_grad(set_to_none=True):
+                    # an optimizer may keep references to the last two steps' gradients.
+                    p.grad = grad if has else None
                 optimizer.step()
                 self._publish()
             except BaseException as exc:  # noqa: BLE001

@@ -29,6 +29,7 @@ HEADER = struct.Struct("<c8sI")  # op, nonce, sequence number
 MAX_MESSAGE = 64 * 1024  # longest message either side accepts (an error report, an RNG state)
 MAX_SOURCE = 1 << 20  # longest candidate file the worker will ship
 ALIGN = 64
+GRAD_BUFFERS = 3  # gradients rotate over this many regions, so none is copied on the candidate's side
 
 INIT, READY, STEP, DONE, ERROR = b"I", b"R", b"S", b"D", b"E"
 DTYPES = {str(d): d for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16)}
@@ -71,7 +72,7 @@ class Layout:
 
     source_bytes: int
     params: tuple[Slot, ...]
-    grads: tuple[Slot, ...]
+    grads: tuple[tuple[Slot, ...], ...]  # GRAD_BUFFERS regions, each a slot per parameter
     size: int
 
     @classmethod
@@ -81,7 +82,7 @@ class Layout:
 
         offset = align(source_bytes)
         regions = []
-        for _ in range(2):  # parameters, then gradients of the same shapes
+        for _ in range(1 + GRAD_BUFFERS):  # parameters, then the gradient regions, of the same shapes
             slots = []
             for t in tensors:
                 slot = Slot(offset, tuple(t.shape), str(t.dtype))
@@ -90,19 +91,22 @@ class Layout:
                 slots.append(slot)
                 offset = align(offset + slot.nbytes)
             regions.append(tuple(slots))
-        return cls(source_bytes, regions[0], regions[1], max(offset, ALIGN))
+        return cls(source_bytes, regions[0], tuple(regions[1:]), max(offset, ALIGN))
 
     def to_json(self) -> dict:
-        return {"source_bytes": self.source_bytes, "size": self.size,
-                "params": [[s.offset, list(s.shape), s.dtype] for s in self.params],
-                "grads": [[s.offset, list(s.shape), s.dtype] for s in self.grads]}
+        def rows(slots):
+            return [[s.offset, list(s.shape), s.dtype] for s in slots]
+
+        return {"source_bytes": self.source_bytes, "size": self.size, "params": rows(self.params),
+                "grads": [rows(region) for region in self.grads]}
 
     @classmethod
     def from_json(cls, data: dict) -> "Layout":
         def slots(rows) -> tuple[Slot, ...]:
             return tuple(Slot(int(o), tuple(int(n) for n in shape), str(d)) for o, shape, d in rows)
 
-        return cls(int(data["source_bytes"]), slots(data["params"]), slots(data["grads"]), int(data["size"]))
+        return cls(int(data["source_bytes"]), slots(data["params"]), tuple(slots(r) for r in data["grads"]),
+                   int(data["size"]))
 
 
 class SharedTensors:
@@ -112,7 +116,7 @@ class SharedTensors:
         self.layout = layout
         self.map = mmap.mmap(fd, layout.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self.params = [self._view(s) for s in layout.params]
-        self.grads = [self._view(s) for s in layout.grads]
+        self.grads = [[self._view(s) for s in region] for region in layout.grads]
 
     def _view(self, slot: Slot) -> torch.Tensor:
         if slot.offset + slot.nbytes > self.layout.size or slot.offset % ALIGN:

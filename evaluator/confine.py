@@ -60,6 +60,8 @@ def load_seccomp():
     ctypes.util.find_library = lambda name: known.get(name) or original(name)
     try:
         import pyseccomp
+    except (ImportError, RuntimeError, OSError):  # no libseccomp on this host: said in the isolation line
+        pyseccomp = None
     finally:
         ctypes.util.find_library = original
     _SECCOMP.append(pyseccomp)
@@ -68,6 +70,8 @@ def load_seccomp():
 
 def _filter(names: tuple[str, ...], threads_only: bool):
     seccomp = load_seccomp()
+    if seccomp is None:
+        return None
     f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
     deny = seccomp.ERRNO(errno.EPERM)
     for name in names:
@@ -84,14 +88,20 @@ def _filter(names: tuple[str, ...], threads_only: bool):
     return f
 
 
-def host_filter() -> None:
-    """The candidate host: it forks candidates and signals them, nothing else beyond a step's needs."""
-    _filter(DENIED_EVERYWHERE, threads_only=False).load()
+def host_filter() -> bool:
+    """The candidate host: it forks candidates and signals them, nothing else beyond a step's needs.
+    False where this host has no libseccomp (the jail's isolation line then says so)."""
+    f = _filter(DENIED_EVERYWHERE, threads_only=False)
+    if f is not None:
+        f.load()
+    return f is not None
 
 
 def candidate_filter() -> None:
     """A candidate's process: the host's filter plus no processes, no signals, no new groups."""
-    _filter(DENIED_EVERYWHERE + DENIED_TO_CANDIDATES, threads_only=True).load()
+    f = _filter(DENIED_EVERYWHERE + DENIED_TO_CANDIDATES, threads_only=True)
+    if f is not None:
+        f.load()
 
 
 def limit_resources(memory_mb: int | None) -> None:

@@ -47,11 +47,15 @@ class JailError(RuntimeError):
 
 def _read_only_paths() -> list[str]:
     """The Python installation and wherever torch and pyseccomp live; nothing under a home but those."""
-    import pyseccomp  # noqa: F401 - only to find where it is installed
+    import importlib.util
+
     import torch
 
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(),
-             str(Path(torch.__file__).resolve().parent.parent), str(Path(pyseccomp.__file__).resolve().parent)}
+             str(Path(torch.__file__).resolve().parent.parent)}
+    seccomp = importlib.util.find_spec("pyseccomp")  # found, not imported: it may lack its C library here
+    if seccomp is not None and seccomp.origin:
+        paths.add(str(Path(seccomp.origin).resolve().parent))
     user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
     paths.discard(user_site)
     kept = sorted(p for p in paths if p and os.path.isdir(p) and not p.startswith("/usr/"))
@@ -165,7 +169,7 @@ class Jail:
         if hello.get("op") != "ready":
             self.kill()
             raise JailError(f"the candidate host said {hello!r}")
-        self.isolation = describe(use_bwrap, as_root, int(hello.get("uid", -1)))
+        self.isolation = describe(use_bwrap, as_root, int(hello.get("uid", -1)), bool(hello.get("seccomp")))
 
     def launch(self, request: dict, fds: list[int]) -> None:
         assert self.control is not None
@@ -203,11 +207,13 @@ class Jail:
         return " ".join(text.splitlines()[-3:]) or "no output"
 
 
-def describe(use_bwrap: bool, as_root: bool, uid: int) -> str:
+def describe(use_bwrap: bool, as_root: bool, uid: int, seccomp: bool) -> str:
+    """The isolation line: what holds, and in capitals what does not."""
+    filters = "seccomp" if seccomp else "NO SECCOMP (libseccomp is missing: apt-get install libseccomp2)"
     if use_bwrap:
         how = "bubblewrap" + ("" if as_root else " (user namespace)")
         return (f"{how}: uid {uid}, no capabilities, new pid/net/ipc/uts/mount namespaces, read-only "
-                f"system and Python, private /tmp; seccomp; rlimits")
+                f"system and Python, private /tmp; {filters}; rlimits")
     why = _FALLBACK_REASON[0] if _FALLBACK_REASON else "disabled"
-    return (f"REDUCED ISOLATION ({why}): candidates run as uid {uid} in the worker's namespaces and file "
-            f"system view; only seccomp and rlimits confine them")
+    return (f"REDUCED ISOLATION ({why}; apt-get install bubblewrap): candidates run as uid {uid} in the "
+            f"worker's namespaces and file system view; {filters} and rlimits confine them")

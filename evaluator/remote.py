@@ -71,12 +71,13 @@ class CandidateSession:
     def step(self, params: list[torch.Tensor]) -> None:
         self.seq += 1
         assert self.shared is not None
-        flags = bytearray(len(params))
+        region = self.seq % channel.GRAD_BUFFERS  # the candidate may still hold the last two steps' tensors
+        flags = bytearray([region]) + bytearray(len(params))
         with torch.no_grad():
-            for i, (shared, p) in enumerate(zip(self.shared.grads, params)):
+            for i, (shared, p) in enumerate(zip(self.shared.grads[region], params)):
                 if p.grad is not None:
                     shared.copy_(p.grad)
-                    flags[i] = 1
+                    flags[1 + i] = 1
         channel.send(self.sock, channel.STEP, self.nonce, self.seq, bytes(flags))
         self._await(channel.DONE)
         self._take_parameters(params)

@@ -173,3 +173,15 @@ def test_a_worker_killed_mid_candidate_requeues_it():
         killer.join()
         assert result.outcome == "ok" and result.final_eval_accuracy == 0.619384765625
         assert sandbox.proc.pid != victim and sandbox.restarts == 1
+
+
+def test_without_bubblewrap_the_isolation_line_says_so_and_seccomp_still_holds(monkeypatch):
+    """A host without bubblewrap (here: not on the worker's PATH) runs candidates without namespaces,
+    says so in capitals, and the kernel still refuses sockets and processes."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with Sandbox(Limits(timeout_s=20, check_policy=False)) as box:
+        result = box.evaluate(optimizer_with_step("import socket\nsocket.socket()"), "single_ar", steps=2)
+        forked = box.evaluate(optimizer_with_step("import os\nos.fork()"), "single_ar", steps=2)
+        assert box.isolation.startswith("REDUCED ISOLATION (bubblewrap (bwrap) is not installed")
+    assert result.outcome == "crash" and "Operation not permitted" in result.error
+    assert forked.outcome == "crash" and "Operation not permitted" in forked.error
