@@ -90,8 +90,8 @@ class Sandbox:
         payload = self._ask(request, timeout + WORKER_GRACE_S)
         if payload.get("outcome", "ok") != "ok" or "track" not in payload:
             return EvalResult(**base, outcome=payload.get("outcome", "crash"), error=payload.get("error"),
-                              total_s=payload.get("total_s", float("nan")))
-        return EvalResult.model_validate(payload)
+                              total_s=payload.get("total_s", float("nan")), isolation=self.isolation)
+        return EvalResult.model_validate({**payload, "isolation": self.isolation})
 
     def probe(self, source: str) -> ProbeResult:
         """A few steps on a tiny problem: is the candidate alive, and what does it compute?"""

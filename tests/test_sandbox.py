@@ -26,7 +26,7 @@ def optimizer_with_step(body: str, init: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def raw_sandbox(tmp_path_factory):
-    """The second layer alone: policy off, so hostile code actually runs and must be contained."""
+    """The wall alone: policy and audit hook off, so hostile code actually runs and must be contained."""
     import os
 
     os.environ["OPENAI_API_KEY"] = "sk-engine-secret-123"
@@ -80,8 +80,8 @@ def test_socket_connection_fails_and_reaches_nobody(raw_sandbox):
     port = listener.getsockname()[1]
     body = f"import socket\nsocket.socket().connect(('127.0.0.1', {port}))"
     result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
-    assert result.outcome in ("rejected", "crash")
-    assert "socket" in result.error
+    assert result.outcome == "crash"
+    assert "socket" in result.error and "Operation not permitted" in result.error
     with pytest.raises(BlockingIOError):
         listener.accept()  # nobody ever connected
     listener.close()
@@ -106,15 +106,15 @@ def test_writing_outside_scratch_is_blocked(raw_sandbox, tmp_path):
     target = tmp_path / "escaped.txt"
     result = raw_sandbox.evaluate(optimizer_with_step(f"open({str(target)!r}, 'w').write('x')"),
                                   "single_ar", steps=STEPS)
-    assert result.outcome == "rejected"
+    assert result.outcome == "crash" and "No such file or directory" in result.error  # the host's files are not there
     assert not target.exists()
 
 
 def test_spawning_a_process_is_blocked(raw_sandbox):
     body = "import subprocess\nsubprocess.run(['true'])"
     result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
-    assert result.outcome == "rejected"
-    assert "subprocess" in result.error
+    assert result.outcome == "crash"
+    assert "subprocess" in result.error and "Operation not permitted" in result.error
 
 
 def test_engine_survives_and_still_scores_faithfully(raw_sandbox):
