@@ -36,29 +36,33 @@ def cos_sim(a, b):
 
 
 def orthogonalize(x):
-    """Muon's quintic Newton-Schulz (5 steps), with fused multiply-adds and, for a matrix whose long side
-    is at least twice its short side, in the short side's Gram space: each step y <- (a + bG + cG^2) y
-    is tracked as y = q y0 with G = q (y0 y0^T) q^T, so the long side is touched twice instead of ten times.
+    """Muon's quintic Newton-Schulz (5 steps) with fused multiply-adds; for a matrix whose long side is at
+    least twice its short side, in the short side's Gram space: each step y <- (a + bG + cG^2) y is
+    tracked as y = q y0 with G = q (y0 y0^T) q^T, so the long side is read twice, not ten times, and
+    only the result is allocated at full size.
     """
     if x.ndim < 2:
         return x / (x.norm() + 1e-7)
     a, b, c = 3.4445, -4.7750, 2.0315
-    y = x.reshape(x.shape[0], -1)
-    y = y / (y.norm() + 1e-7)
-    tall = y.shape[0] > y.shape[1]
-    if tall:
-        y = y.T
-    if 2 * y.shape[0] <= y.shape[1]:
-        gram0 = y @ y.T
-        q = torch.eye(y.shape[0], dtype=y.dtype, device=y.device)
-        gram = gram0
-        for step in range(5):
-            if step:
-                gram = q @ gram0 @ q.T
-            q = torch.addmm(q, torch.addmm(gram, gram, gram, beta=b, alpha=c), q, beta=a)
-        y = q @ y
-    else:
+    m = x.reshape(x.shape[0], -1)
+    inv_norm = 1 / (m.norm() + 1e-7)
+    short, long = sorted(m.shape)
+    if 2 * short > long:
+        y = m * inv_norm
+        tall = y.shape[0] > y.shape[1]
+        if tall:
+            y = y.T
         for _ in range(5):
             gram = y @ y.T
             y = torch.addmm(y, torch.addmm(gram, gram, gram, beta=b, alpha=c), y, beta=a)
-    return (y.T if tall else y).reshape(x.shape).contiguous()
+        return (y.T if tall else y).reshape(x.shape).contiguous()
+    tall = m.shape[0] > m.shape[1]
+    gram0 = (m.T @ m if tall else m @ m.T) * (inv_norm * inv_norm)
+    q = torch.eye(short, dtype=m.dtype, device=m.device)
+    gram = gram0
+    for step in range(5):
+        if step:
+            gram = q @ gram0 @ q.T
+        q = torch.addmm(q, torch.addmm(gram, gram, gram, beta=b, alpha=c), q, beta=a)
+    q = q * inv_norm
+    return (m @ q.T if tall else q @ m).reshape(x.shape)
