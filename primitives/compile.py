@@ -18,6 +18,7 @@ Everything but Newton-Schulz computes what the plain rendering computes, bit for
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -32,11 +33,15 @@ _HELPERS = {name: fn for module in (ops, kernels)  # kernels' versions win
 
 
 def literal(value: float) -> str:
+    """The float as Python source; a folded `1 - beta` reads as such (`(1 - 0.9)`, not 0.09999999999999998)."""
     if math.isnan(value):
         return "math.nan"
     if math.isinf(value):
         return "math.inf" if value > 0 else "-math.inf"
-    return repr(value)
+    text, beta = repr(value), repr(1 - value)
+    if len(text) > 12 and len(beta) <= 8 and 1 - float(beta) == value:
+        return f"(1 - {beta})"
+    return text
 
 
 class _Emitter:
@@ -193,8 +198,13 @@ def _helpers(code: str, fast_newton_schulz: bool) -> str:
     helpers = _HELPERS if fast_newton_schulz else {**_HELPERS, "orthogonalize": ops.orthogonalize}
     used = [name for name in helpers if re.search(rf"(?<![\w.]){name}\(", code)]
     used.sort(key=lambda name: (helpers[name].__module__ != ops.__name__, name))
-    sources = [inspect.getsource(helpers[name]).rstrip() for name in used]
+    sources = [_source(helpers[name]) for name in used]
     return "".join(f"{source}\n\n\n" for source in sources)
+
+
+@functools.lru_cache(maxsize=None)
+def _source(function) -> str:
+    return inspect.getsource(function).rstrip()
 
 
 def compile_program(program, title: str = "", fast_newton_schulz: bool = True) -> str:
