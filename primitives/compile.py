@@ -207,34 +207,55 @@ def _source(function) -> str:
     return inspect.getsource(function).rstrip()
 
 
-def compile_program(program, title: str = "", fast_newton_schulz: bool = True) -> str:
-    """One standalone Python file (imports only torch and math) defining `Submission`."""
-    graph = build_graph(program)
-    foreach = graph.elementwise
+def _emit(graph: Graph, foreach: bool) -> _Emitter:
     emitter = _Emitter(graph, foreach)
     for slot, tree in graph.slots.items():
         emitter.slot(slot, tree)
     emitter.update(graph.update)
+    return emitter
 
+
+def _foreach_body(graph: Graph, emitter: _Emitter) -> list[str]:
+    return [f'{s} = [state["{s}"] for state in states]' for s in graph.slots] + emitter.body
+
+
+def _per_tensor_body(graph: Graph, emitter: _Emitter) -> list[str]:
     slots = list(graph.slots)
-    if foreach:
-        load = [f'{s} = [state["{s}"] for state in states]' for s in slots]
-        loop = _indent(emitter.header + load + emitter.body or ["pass"], 3)
+    load = [f'{", ".join(slots)} = {", ".join(f"state[{chr(34)}{s}{chr(34)}]" for s in slots)}'] if slots else []
+    return ["for p, g, state in zip(params, grads, states):", *("    " + line for line in load + emitter.body or ["pass"])]
+
+
+def compile_program(program, title: str = "", fast_newton_schulz: bool = True, foreach: bool | None = None) -> str:
+    """One standalone Python file (imports only torch and math) defining `Submission`.
+
+    An elementwise program gets both paths, chosen at run time by device (`foreach` None): on a CPU,
+    one parameter at a time, because the allocator then hands each temporary the memory the previous
+    parameter's just freed, where a foreach call's temporaries for all parameters at once come back
+    from the system, page by page, every step (measured: bench/optimizer_speed.py); elsewhere, torch._foreach_*,
+    one kernel per operation for all parameters. `foreach` True or False keeps one path.
+    """
+    graph = build_graph(program)
+    paths = {False: _emit(graph, False)}
+    if graph.elementwise and foreach is not False:
+        paths[True] = _emit(graph, True)
+        assert paths[True].header == paths[False].header  # both walk the graph in the same order
+        if foreach:
+            del paths[False]
+    header = next(iter(paths.values())).header
+    if len(paths) == 2:
+        body = ["if params[0].device.type == \"cpu\":", *("    " + line for line in _per_tensor_body(graph, paths[False])),
+                "else:", *("    " + line for line in _foreach_body(graph, paths[True]) or ["pass"])]
+        notes = "elementwise, so one parameter at a time on a CPU and all at once (torch._foreach_*) elsewhere"
+    elif True in paths:
+        body, notes = _foreach_body(graph, paths[True]) or ["pass"], "all parameters at once (torch._foreach_*)"
     else:
-        load = [f'{", ".join(slots)} = {", ".join(f"state[{chr(34)}{s}{chr(34)}]" for s in slots)}'] if slots else []
-        inner = _indent(load + emitter.body or ["pass"], 4)
-        loop = _indent(emitter.header + ["for p, g, state in zip(params, grads, states):"], 3) + inner
-    init = _indent([f'state["{s}"] = torch.zeros_like(p)' for s in slots], 5)
-    helpers = _helpers(loop, fast_newton_schulz)
-    return _FILE.format(heading=f"{title}\n\n" if title else "", text=program.to_text().replace("\\", "\\\\"),
-                        notes=_notes(graph, foreach), helpers=helpers, loop=loop, init=init)
-
-
-def _notes(graph: Graph, foreach: bool) -> str:
-    notes = ["all parameters at once (torch._foreach_*)" if foreach else "one parameter at a time"]
+        body, notes = _per_tensor_body(graph, paths[False]), "one parameter at a time"
     if graph.zero_slots:
-        notes.append(f"{', '.join(graph.zero_slots)} can only hold zero and is left out")
-    return "; ".join(notes)
+        notes += f"; {', '.join(graph.zero_slots)} can only hold zero and is left out"
+    loop = _indent(header + body, 3)
+    init = _indent([f'state["{s}"] = torch.zeros_like(p)' for s in graph.slots], 5)
+    return _FILE.format(heading=f"{title}\n\n" if title else "", text=program.to_text().replace("\\", "\\\\"),
+                        notes=notes, helpers=_helpers(loop, fast_newton_schulz), loop=loop, init=init)
 
 
 _FILE = '''"""{heading}Optimizer program (synth; slots start at zero, t counts steps from 1):

@@ -55,11 +55,13 @@ def random_programs(n, seed):
     return [Program.random(rng, 1, 5, slot_rate=0.7) for _ in range(n)]
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_compiled_random_programs_match_the_plain_transcription_bit_for_bit(seed):
+@pytest.mark.parametrize("foreach", [False, True], ids=["per-tensor", "foreach"])
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_random_programs_match_the_plain_transcription_bit_for_bit(seed, foreach):
+    """Both paths on the CPU (a file picks one by device; `foreach` keeps only one)."""
     for program in random_programs(60, seed):
         plain, _ = run(program.render_plain())
-        compiled, _ = run(compile_program(program, fast_newton_schulz=False))
+        compiled, _ = run(compile_program(program, fast_newton_schulz=False, foreach=foreach))
         for a, b in zip(plain, compiled):
             assert_same(a, b)
 
@@ -111,20 +113,22 @@ def test_slot_that_only_ever_holds_zero_is_dropped_with_what_it_feeds():
 def test_constants_fold_and_common_subexpressions_compute_once():
     text = ("s0 = ema(s0, g, beta_mul(0.99883, 0.895))\ns1 = s1\ns2 = s2\n"
             "update = add(scale(sqrt(absolute(s0)), -0.01), scale(sqrt(absolute(s0)), smul(0.5, -0.02)))")
-    body = Program.from_text(text).render().split("class Submission")[1]
+    body = compile_program(Program.from_text(text), foreach=True).split("class Submission")[1]
     assert "beta_mul" not in body and "0.99883" not in body and "smul" not in body
     assert repr(1 - 0.99883 * 0.895) in body and repr(0.5 * -0.02) in body
     assert body.count("_foreach_abs") == 1 and body.count("sqrt") == 1
 
 
-def test_elementwise_programs_update_slots_in_place_for_all_parameters_at_once():
+def test_elementwise_programs_update_slots_in_place_on_both_paths():
     body = seed_programs()["adamw"].render().split("def step")[1]
     assert "torch._foreach_lerp_(s0, grads, " in body
     assert "torch._foreach_mul_(s1, 0.99)" in body and "torch._foreach_addcmul_(s1, grads, grads" in body
+    assert "s0.lerp_(g, (1 - 0.9))" in body and "s1.mul_(0.99).addcmul_(g, g, value=(1 - 0.99))" in body
     assert "safe_div" not in body and "abs" not in body  # the denominator is >= 1e-8, v >= 0
-    assert "for p, g, state in" not in body
+    assert "_foreach" not in compile_program(seed_programs()["adamw"], foreach=False)
+    assert "for p, g, state in" not in compile_program(seed_programs()["adamw"], foreach=True)
     muon = seed_programs()["muon"].render().split("def step")[1]
-    assert "for p, g, state in" in muon and "s0.lerp_(g, " in muon
+    assert "_foreach" not in muon and "s0.lerp_(g, " in muon
 
 
 def test_scalars_of_the_step_are_computed_once_per_step_and_tensor_scalars_never_sync():
@@ -155,3 +159,15 @@ def test_slots_never_share_storage_with_each_other_or_the_gradient():
 def test_probe_fingerprints_are_those_of_the_plain_transcription(name):
     program = seed_programs()[name]
     assert run_probe(load(program.render())).fingerprint == run_probe(load(program.render_plain())).fingerprint
+
+
+def test_kernels_are_self_contained_like_the_primitives():
+    """Compiled files copy these helpers verbatim, so they may use only torch, math and builtins."""
+    import builtins
+    import inspect
+
+    for name, fn in inspect.getmembers(kernels, inspect.isfunction):
+        free = set(fn.__code__.co_names) - {"torch", "math"} - set(dir(builtins))
+        attrs = {"abs", "clamp_", "copysign_", "norm", "double", "sum", "ndim", "reshape", "shape", "T", "addmm",
+                 "eye", "dtype", "device", "contiguous"}
+        assert free <= attrs, (name, free - attrs)
