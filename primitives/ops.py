@@ -171,19 +171,21 @@ def powersign_gain(a, b):
 def orthogonalize(x):
     """Muon's quintic Newton-Schulz (5 steps): the nearest semi-orthogonal matrix to x, roughly.
 
-    A 1-D tensor is treated as a 1 x n matrix, whose orthogonalisation is x / ||x||.
+    A 0-d or 1-D tensor is treated as a 1 x n matrix, whose orthogonalisation is x / ||x||; a tensor
+    of 3 or more dimensions (a conv kernel) as the matrix shape[0] x (the rest), as Muon does.
     """
     if x.ndim < 2:
         return x / (x.norm() + 1e-7)
     a, b, c = 3.4445, -4.7750, 2.0315
-    y = x / (x.norm() + 1e-7)
+    y = x.reshape(x.shape[0], -1)
+    y = y / (y.norm() + 1e-7)
     tall = y.shape[0] > y.shape[1]
     if tall:
         y = y.T
     for _ in range(5):
         gram = y @ y.T
         y = a * y + (b * gram + c * gram @ gram) @ y
-    return y.T.contiguous() if tall else y
+    return (y.T if tall else y).reshape(x.shape).contiguous()
 
 
 def shape_scale(x):
@@ -194,11 +196,15 @@ def shape_scale(x):
 
 
 def factored_sq(x):
-    """Adafactor's rank-1 estimate of x**2: outer(row means, col means) / mean (x**2 itself for 1-D)."""
+    """Adafactor's rank-1 estimate of x**2: outer(row means, col means) / mean (x**2 itself below 2-D).
+
+    A tensor of 3 or more dimensions is factored as the matrix shape[0] x (the rest).
+    """
     x2 = x * x
     if x2.ndim < 2:
         return x2
-    return torch.outer(x2.mean(dim=1), x2.mean(dim=0)) / (x2.mean() + 1e-30)
+    m = x2.reshape(x2.shape[0], -1)
+    return (torch.outer(m.mean(dim=1), m.mean(dim=0)) / (m.mean() + 1e-30)).reshape(x.shape)
 
 
 # ---------------------------------------------------------------- schedules of the step count t

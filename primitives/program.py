@@ -145,7 +145,14 @@ class Program:
 
     # ------------------------------------------------------------------ the Submission file
     def render(self, title: str = "") -> str:
-        """One standalone Python file (imports only torch and math) defining `Submission`."""
+        """One standalone Python file (imports only torch and math) defining `Submission`: compiled, fast."""
+        from primitives.compile import compile_program
+
+        return compile_program(self, title)
+
+    def render_plain(self, title: str = "") -> str:
+        """The same optimizer as a literal transcription, one primitive call per node: the reference the
+        compiled file is tested against, and what the bench compares it with."""
         return render_submission(self, title)
 
 

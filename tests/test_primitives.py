@@ -43,7 +43,7 @@ def test_ops_use_only_torch_math_and_builtins():
         free = set(fn.__code__.co_names) - allowed
         attrs = {"abs", "sqrt", "clamp", "exp", "log", "rsqrt", "where", "sign", "tanh", "maximum", "minimum",
                  "lerp", "addcmul", "square", "mean", "norm", "item", "ndim", "shape", "T", "outer", "cos", "pi",
-                 "sum", "contiguous"}
+                 "sum", "contiguous", "reshape"}
         assert free <= attrs, (name, free - attrs)
 
 
@@ -75,6 +75,29 @@ def test_every_primitive_is_total(fill):
     for name in ("sadd", "ssub", "smul", "sdiv"):
         getattr(ops, name)(fill, 0.0)
         getattr(ops, name)(1.0, fill)
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (4, 3), (4, 3, 2), (3, 2, 2, 2)], ids=lambda s: f"{len(s)}d")
+def test_every_primitive_is_total_on_tensors_of_any_rank(shape):
+    """An exported optimizer meets scalars, vectors, matrices and conv kernels: no primitive may raise on one."""
+    x, y = sample(shape, 1), sample(shape, 2)
+    for name, (args, ret) in SIGNATURES.items():
+        if Tensor not in args:
+            continue
+        out = call(name, x, y, x)
+        if ret is Tensor:
+            assert out.shape == x.shape and torch.isfinite(out).all(), name
+        else:
+            assert math.isfinite(out), name
+
+
+def test_conv_kernels_are_orthogonalised_and_factored_as_flattened_matrices():
+    kernel = sample((8, 3, 3, 3), 3)
+    flat = kernel.reshape(8, -1)
+    assert torch.equal(ops.orthogonalize(kernel), ops.orthogonalize(flat).reshape(kernel.shape))
+    assert torch.equal(ops.factored_sq(kernel), ops.factored_sq(flat).reshape(kernel.shape))
+    s = torch.linalg.svdvals(ops.orthogonalize(kernel).reshape(8, -1))
+    assert s.min() > 0.5 and s.max() < 1.3
 
 
 def test_div_is_exact_away_from_zero_and_finite_at_zero():

@@ -156,10 +156,20 @@ def test_random_programs_render_to_clean_files_that_step():
 
 
 def test_rendered_code_reads_like_a_hand_written_optimizer():
+    """The compiled file (tests/test_compile.py checks its speed-ups); the plain one transcribes the trees."""
     source = Program.from_text(ADAM).render()
-    assert 's0 = state["s0"] = ema(s0, g, 0.9)' in source
-    assert "p.add_(scale(div(debias(s0, 0.9, t)," in source
-    assert "def ema(m, x, beta):" in source and "def orthogonalize" not in source
+    assert "torch._foreach_lerp_(s0, grads, " in source and "bias_correction(0.9, t)" in source
+    assert "def bias_correction(beta, t):" in source and "def orthogonalize" not in source
+    plain = Program.from_text(ADAM).render_plain()
+    assert 's0 = state["s0"] = ema(s0, g, 0.9)' in plain
+    assert "p.add_(scale(div(debias(s0, 0.9, t)," in plain
+    assert "def ema(m, x, beta):" in plain and "def orthogonalize" not in plain
+
+
+@pytest.mark.parametrize("render", ["render", "render_plain"])
+def test_random_programs_render_to_clean_files_both_ways(render):
+    for program in random_programs(40, seed=2):
+        assert_clean_source(getattr(program, render)())
 
 
 def test_slots_update_in_order_and_never_alias_gradient_or_parameter():
