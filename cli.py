@@ -145,8 +145,10 @@ def evolve(
 ) -> None:
     """Evolve optimizers on a track; run again on the same --run-dir to resume."""
     from population.db import RunDB, RunDirError
+    from population.rundir import check_new_run_dir, lock_run_dir
     from synth.config import ConfigError, load_config
-    from synth.runner import run_evolution
+    from synth.engine import NothingAlive
+    from synth.runner import SetupError, preflight, run_evolution
 
     overrides = dict(track=track, generations=generations, population=population, seed=seed, workers=workers,
                      devices=devices, backend=backend, ray_address=address, steps=steps, proxy_steps=proxy_steps, proxy_quantile=proxy_quantile,
@@ -154,26 +156,35 @@ def evolve(
                      llm_budget_tokens=llm_budget_tokens, prompts_dir=str(prompts) if prompts else None,
                      timeout_s=timeout)
     try:
-        if run_dir is not None and (run_dir / "synth.db").exists():
+        if run_dir is None:
+            fresh = load_config(config, overrides)
+            run_dir = Path("runs") / f"{fresh.track}-seed{fresh.seed}"
+        if (run_dir / "synth.db").exists():  # resume: lock first, then read what the run is
+            lock_run_dir(run_dir, "evolve")
             db = RunDB.open(run_dir)
             cfg = load_config(config, overrides, stored=db.config())
+            preflight(cfg)
             resumed = True
-        else:
+        else:  # new: everything checked before a file is written
+            check_new_run_dir(run_dir)
             cfg = load_config(config, overrides)
-            run_dir = run_dir or Path("runs") / f"{cfg.track}-seed{cfg.seed}"
+            preflight(cfg)
+            lock_run_dir(run_dir, "evolve")
             db, resumed = RunDB.open_or_create(run_dir, cfg.model_dump())
             if resumed:
                 cfg = load_config(config, overrides, stored=db.config())
-    except (ConfigError, RunDirError) as err:
+    except (ConfigError, RunDirError, SetupError) as err:
         fail(str(err))
     with db:
         try:
             summary = run_evolution(db, cfg, run_dir, resumed, console=errors if as_json else console,
-                                    live=not (quiet or as_json),
+                                    live=not (quiet or as_json), summary=not as_json,
                                     time_budget_s=60 * time_budget if time_budget is not None else None)
         except KeyboardInterrupt:
             errors.print(f"interrupted: every finished evaluation is saved. Resume with: synth evolve --run-dir {run_dir}")
             raise typer.Exit(EXIT_INTERRUPTED)
+        except NothingAlive as err:
+            fail(str(err), EXIT_FAILED)
     if as_json:
         print_json(summary)
 
