@@ -137,6 +137,19 @@ def run_evolution(db: RunDB, cfg: RunConfig, run_dir: Path, resumed: bool, conso
     """`live`: the live view; `summary`: the closing summary (`--quiet` keeps it, `--json` prints its own)."""
     started = time.time()
     evaluations_before = db.count_evaluations()
+    try:
+        return _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, started, evaluations_before)
+    finally:
+        record_session(db, time.time() - started)
+
+
+def record_session(db: RunDB, wall_s: float) -> None:
+    """Adds this command's wall time to the run's, so the report's header is the time the commands took."""
+    before = db.get_state("sessions") or {"count": 0, "wall_s": 0.0}
+    db.set_state("sessions", {"count": before["count"] + 1, "wall_s": before["wall_s"] + wall_s})
+
+
+def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, started, evaluations_before) -> dict:
     llm = make_llm(cfg, db, console)
     deadline = started + time_budget_s if time_budget_s is not None else None
     with make_pool(cfg) as pool:
