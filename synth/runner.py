@@ -77,7 +77,8 @@ def describe_run(cfg: RunConfig, workers: int) -> str:
     cascade = (f"cascade at step {cfg.proxy_steps} (top {1 - cfg.proxy_quantile:.0%} go on)"
                if cfg.proxy_steps else "cascade off")
     where = f"{workers} worker{'s' if workers != 1 else ''} on {cfg.devices}" + (", ray" if cfg.backend == "ray" else "")
-    return (f"track {cfg.track}, {full} steps, {cfg.generations} generations of {cfg.population}, "
+    return (f"track {cfg.track}, {full} steps, {cfg.generations} generation{'s' if cfg.generations != 1 else ''} "
+            f"of {cfg.population}, "
             f"seed {cfg.seed}, {where}, {cascade}")
 
 
@@ -88,7 +89,8 @@ class LiveView:
     process (units done since the phase began here) times what is left; a resumed run does not
     count the work done before it."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, workers: int) -> None:
+        self.workers = workers
         self.bar = Bar(TextColumn("{task.description:<15}"), BarColumn(bar_width=None), MofNCompleteColumn(),
                        TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
                        console=console, expand=True)
@@ -105,7 +107,7 @@ class LiveView:
             return max(progress.children - children_pending, 0), progress.children_total, "children"
         if progress.phase == "finalists":
             return progress.finalists_done, progress.finalists_total, "finalists"
-        return 0, None, "workers"
+        return 0, self.workers, "workers"
 
     def eta(self, done: int, total: int | None) -> str:
         rate_done = done - self.done_at_phase_start
@@ -157,7 +159,7 @@ def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, start
         console.print(f"{word} run [bold]{escape(str(run_dir))}[/]: {describe_run(cfg, pool.size)}", highlight=False)
         evolution = Evolution(db, cfg, pool, llm=llm, deadline=deadline)
         if live:
-            view = LiveView(console)
+            view = LiveView(console, pool.size)
             with Live(console=console, refresh_per_second=4, transient=False) as screen:
                 warming = Progress(phase="warming workers", generations=cfg.generations,
                                    children_total=evolution.children_total)
