@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -55,14 +56,16 @@ def tracks(as_json: bool = typer.Option(False, "--json", help="Print the track s
     if as_json:
         print_json({name: asdict(spec) for name, spec in TRACKS.items()})
         return
-    table = Table(title="caffeine tracks (shared/benchmark/TRACKS.md)")
-    for col in ("track", "task", "train/eval samples", "batch", "steps", "eval every", "target", "what"):
-        table.add_column(col)
+    table = Table(title="caffeine tracks (docs/BENCHMARK.md)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("track", "task", "train/eval", "batch", "steps", "eval every", "target"):
+        table.add_column(col, no_wrap=True)
     for spec in TRACKS.values():
-        target = f"MSE <= {spec.target_mse:g}" if spec.task == "regression" else f"accuracy >= {spec.target_accuracy:g}"
+        target = f"MSE <= {spec.target_mse:g}" if spec.task == "regression" else f"acc >= {spec.target_accuracy:g}"
         table.add_row(spec.name, spec.task, f"{spec.train_samples}/{spec.eval_samples}", str(spec.batch_size),
-                      str(spec.max_steps), str(spec.eval_every), target, spec.description)
+                      str(spec.max_steps), str(spec.eval_every), target)
     console.print(table)
+    for spec in TRACKS.values():  # prose under the table, so the table fits 80 columns
+        console.print(f"[bold]{spec.name}[/]: {escape(spec.description)}", highlight=False)
 
 
 # ---------------------------------------------------------------------------- eval
@@ -147,8 +150,10 @@ def evolve(
 ) -> None:
     """Evolve optimizers on a track; run again on the same --run-dir to resume."""
     from population.db import RunDB, RunDirError
+    from population.rundir import check_new_run_dir, lock_run_dir
     from synth.config import ConfigError, load_config
-    from synth.runner import run_evolution
+    from synth.engine import NothingAlive
+    from synth.runner import SetupError, preflight, run_evolution
 
     overrides = dict(track=track, generations=generations, population=population, seed=seed, workers=workers,
                      devices=devices, backend=backend, ray_address=address, steps=steps, proxy_steps=proxy_steps, proxy_quantile=proxy_quantile,
@@ -156,26 +161,35 @@ def evolve(
                      llm_budget_tokens=llm_budget_tokens, prompts_dir=str(prompts) if prompts else None,
                      timeout_s=timeout)
     try:
-        if run_dir is not None and (run_dir / "synth.db").exists():
+        if run_dir is None:
+            fresh = load_config(config, overrides)
+            run_dir = Path("runs") / f"{fresh.track}-seed{fresh.seed}"
+        if (run_dir / "synth.db").exists():  # resume: lock first, then read what the run is
+            lock_run_dir(run_dir, "evolve")
             db = RunDB.open(run_dir)
             cfg = load_config(config, overrides, stored=db.config())
+            preflight(cfg)
             resumed = True
-        else:
+        else:  # new: everything checked before a file is written
+            check_new_run_dir(run_dir)
             cfg = load_config(config, overrides)
-            run_dir = run_dir or Path("runs") / f"{cfg.track}-seed{cfg.seed}"
+            preflight(cfg)
+            lock_run_dir(run_dir, "evolve")
             db, resumed = RunDB.open_or_create(run_dir, cfg.model_dump())
             if resumed:
                 cfg = load_config(config, overrides, stored=db.config())
-    except (ConfigError, RunDirError) as err:
+    except (ConfigError, RunDirError, SetupError) as err:
         fail(str(err))
     with db:
         try:
             summary = run_evolution(db, cfg, run_dir, resumed, console=errors if as_json else console,
-                                    live=not (quiet or as_json),
+                                    live=not (quiet or as_json), summary=not as_json,
                                     time_budget_s=60 * time_budget if time_budget is not None else None)
         except KeyboardInterrupt:
             errors.print(f"interrupted: every finished evaluation is saved. Resume with: synth evolve --run-dir {run_dir}")
             raise typer.Exit(EXIT_INTERRUPTED)
+        except NothingAlive as err:
+            fail(str(err), EXIT_FAILED)
     if as_json:
         print_json(summary)
 
@@ -231,18 +245,23 @@ def export(
     candidate: Optional[int] = typer.Argument(None, help="Candidate id (default: the best)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory: submission.py, lineage.md, lineage.json."),
     verify: bool = typer.Option(True, help="Re-score the file in the sandbox and check it matches the database."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an earlier export in --out."),
 ) -> None:
     """Write a winner as a benchmark-ready submission.py with its lineage."""
-    from synth.export import ExportMismatch, export_candidate
+    from population.db import RunDirError
+    from population.rundir import lock_run_dir
+    from synth.export import ExportMismatch, check_out_dir, export_candidate
     from synth.inspect import resolve_candidate
 
     db = open_run(run_dir)
     with db:
         try:
+            check_out_dir(out, force)
+            lock_run_dir(run_dir, "export")  # it records the finalist checks in the run
             cand_id = resolve_candidate(db, candidate)
             with console.status(f"re-scoring candidate {cand_id} in the sandbox" if verify else "exporting"):
-                written = export_candidate(db, cand_id, out, verify=verify)
-        except ValueError as err:
+                written = export_candidate(db, cand_id, out, verify=verify, force=force)
+        except (ValueError, RunDirError) as err:
             fail(str(err))
         except ExportMismatch as err:
             fail(str(err), EXIT_FAILED)
@@ -309,16 +328,21 @@ def report(
 def plot(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     what: str = typer.Option("progress", "--what", help="progress, operators or lineage."),
-    out: Path = typer.Option(..., "--out", "-o", help="PNG file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Image file: .png, .svg or .pdf."),
 ) -> None:
-    """The report's figures as PNG (matplotlib), for papers and issues."""
-    from synth.plots import write_plot
+    """The report's figures as PNG, SVG or PDF (matplotlib), for papers and issues."""
+    from synth.plots import FORMATS, write_plot
 
     if what not in ("progress", "operators", "lineage"):
         fail(f"--what must be progress, operators or lineage, not {what!r}")
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        fail(f"--out {out}: unknown image suffix {out.suffix or '(none)'!r}; use .png, .svg or .pdf")
     db = open_run(run_dir)
     with db:
-        path = write_plot(db, what, out)
+        try:
+            path = write_plot(db, what, out)
+        except OSError as err:
+            fail(f"--out {out}: {err.strerror or err}")
     console.print(f"wrote {path}")
 
 

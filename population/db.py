@@ -214,6 +214,8 @@ class RunDB:
         """Opens an existing run; RunDirError (never a change to the file) if it is not a usable synth database."""
         run_dir = Path(run_dir)
         path = run_dir / DB_NAME
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunDirError(f"{run_dir} is a file, not a run directory")
         if not run_dir.is_dir():
             raise RunDirError(f"{run_dir}: no such run directory")
         if not path.is_file():

@@ -69,6 +69,27 @@ class RunConfig(BaseModel):
             parse_llm_spec(spec)  # a bad spec is refused before a run directory exists
         return specs
 
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, devices: str) -> str:
+        """Spelled right, or refused before a run directory exists (`gpu` would crash every later resume)."""
+        names = [d.strip() for d in devices.split(",") if d.strip()]
+        if not names:
+            raise ValueError("is empty: use 'cpu' or a list like 'cuda:0,cuda:1'")
+        for name in names:
+            if name != "cpu" and not (name.startswith("cuda:") and name[5:].isdigit()):
+                raise ValueError(f"unknown device {name!r}: use 'cpu' or 'cuda:N' (e.g. --devices cuda:0,cuda:1)")
+        if "cpu" in names and len(names) > 1:
+            raise ValueError("mixes cpu and cuda devices: use 'cpu' or a list of 'cuda:N'")
+        return ",".join(names)
+
+    @field_validator("prompts_dir")
+    @classmethod
+    def _prompts_exist(cls, path: Optional[str]) -> Optional[str]:
+        if path is not None and not Path(path).is_dir():
+            raise ValueError(f"{path} is not a directory of prompt templates")
+        return path
+
     @model_validator(mode="before")
     @classmethod
     def _proxy_shorter_than_run(cls, values: dict) -> dict:
@@ -123,4 +144,5 @@ def load_config(path: Path | None, overrides: dict, stored: dict | None = None) 
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"bad config value for {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"bad config value for {where}: {message}") from None

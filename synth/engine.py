@@ -39,6 +39,10 @@ from synth.variation import OPERATORS
 TWO_PARENT_OPERATORS = {"crossover", "llm_crossover"}
 
 
+class NothingAlive(RuntimeError):
+    """No scored candidate to breed from: every seed failed (the message is one line for the user)."""
+
+
 @dataclass
 class Progress:
     """What the live view shows: read from the run database after each change (`_refresh_progress`)."""
@@ -48,8 +52,14 @@ class Progress:
     children: int = 0
     children_total: int = 0
     evaluations: int = 0
-    pending: int = 0
-    running: int = 0
+    pending: int = 0  # candidates not finished yet
+    running: int = 0  # evaluations on a worker now
+    queued: int = 0  # evaluations submitted, waiting for a free worker
+    phase: str = "seeds"  # "seeds" until every seed is scored, then "search" (the runner adds the others)
+    seeds_total: int = 0
+    seeds_done: int = 0
+    finalists_total: int = 0  # set by the runner in the "finalists" phase
+    finalists_done: int = 0
     dedup_hits: int = 0
     invalid: int = 0
     screened: int = 0
@@ -165,7 +175,8 @@ class Evolution:
         visible = self._window()
         population = alive(visible, self.config.population, self.config.elites)
         if not population:
-            raise RuntimeError("no scored candidate is alive: every seed failed to evaluate")
+            raise NothingAlive("no scored candidate is alive: every seed failed to evaluate "
+                               "(see `synth show` for their outcomes)")
         generation = (self.children - 1) // self.config.population + 1
         gate = self._gate_plan(population, audit=self.children % AUDIT_EVERY == 0)
         made: list[Candidate] = []
@@ -343,8 +354,15 @@ class Evolution:
             p.evaluations_at_start = p.evaluations
         p.children = self.children
         p.generation = (self.children - 1) // self.config.population + 1 if self.children else 0
-        p.running = len(self.running)
-        p.pending = self.db.count("pending")
+        p.running = sum(1 for future in self.running if future.running())
+        p.queued = len(self.running) - p.running
+        pending = self.db.pending()
+        p.pending = len(pending)
+        seeds_waiting = sum(1 for c in pending if c.generation == 0)
+        if self.children == 0:
+            p.seeds_total = p.seeds_total or self.db.count()  # before the first child, every candidate is a seed
+            p.seeds_done = p.seeds_total - seeds_waiting
+        p.phase = "seeds" if self.children == 0 and seeds_waiting else "search"
         p.failures = self.db.count("failed")
         p.invalid = self.db.count("invalid")
         p.dedup_hits = self.db.count("duplicate")

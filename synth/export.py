@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from evaluator.record import EvalResult
 from evaluator.sandbox import Sandbox
+from evaluator.tracks import get_track
 from population.db import RunDB
 from synth.fitness import describe
 from synth.inspect import ancestry, heldout_summary, search_result, strict_json
@@ -24,9 +26,40 @@ def same_score(a: EvalResult, b: EvalResult) -> bool:
             and eq(a.final_eval_mse, b.final_eval_mse) and eq(a.final_eval_accuracy, b.final_eval_accuracy))
 
 
+EXPORTED = ("submission.py", "lineage.json", "lineage.md")
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuses, before anything is re-scored, an --out that is a file, cannot be written, or holds an
+    earlier export (unless `force`)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: --out takes a directory (it gets {', '.join(EXPORTED)})")
+    existing = [name for name in EXPORTED if (out / name).exists()]
+    if existing and not force:
+        raise ValueError(f"--out {out} already holds an export ({', '.join(existing)}); "
+                         "pass --force to overwrite it, or choose another --out")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot write in {parent}")
+
+
+def with_identity(source: str, cand_id: int, track: str, verdict: str, steps: int) -> str:
+    """The scored file with one line added to its docstring: which candidate it is and its verdict."""
+    line = f"synth candidate #{cand_id} on {track}: {verdict} ({steps} steps, benchmark seeds)."
+    if source.startswith('"""'):
+        return '"""' + line + "\n\n" + source[3:]
+    return f'"""{line}"""\n\n' + source
+
+
 def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, assess: bool = True,
-                     pool=None) -> list[Path]:
-    """Verifies, assesses (held-out seeds, gradient dependence, task permutation, horizon) and writes the files."""
+                     pool=None, force: bool = False) -> list[Path]:
+    """Verifies, assesses (held-out seeds, gradient dependence, task permutation, horizon) and writes the files.
+
+    The file written is the scored file with its identity added to the docstring; that file is what
+    the verification re-scores."""
+    check_out_dir(out, force)
     cand = db.get_candidate(cand_id)
     if cand.status == "duplicate" and cand.duplicate_of is not None:
         cand = db.get_candidate(cand.duplicate_of)  # the twin that was actually scored
@@ -34,10 +67,11 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
     if stored is None or stored.outcome != "ok":
         raise ValueError(f"candidate {cand.id} has no successful evaluation to export")
     config = db.config()
+    source = with_identity(cand.source, cand.id, config["track"], describe(stored), stored.max_steps)
     rescored = None
     if verify:
         with Sandbox() as sandbox:
-            rescored = sandbox.evaluate(cand.source, config["track"], steps=config.get("steps"),
+            rescored = sandbox.evaluate(source, config["track"], steps=config.get("steps"),
                                         submission=f"synth-{cand.id}")
         if not same_score(stored, rescored):
             raise ExportMismatch(
@@ -51,7 +85,10 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
 
         with (pool or LocalPool()) as workers:
             assess_and_record(db, workers, cand)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out}: {err.strerror}") from None
     chain = ancestry(db, cand.id)
     record = {
         "candidate": cand.id, "track": config["track"], "run_seed": config.get("seed"),
@@ -61,7 +98,7 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
         "lineage": [{k: v for k, v in row.items() if k != "code"} for row in chain],
     }
     paths = [out / "submission.py", out / "lineage.json", out / "lineage.md"]
-    paths[0].write_text(cand.source)
+    paths[0].write_text(source)
     paths[1].write_text(strict_json(record) + "\n")
     paths[2].write_text(lineage_markdown(record, chain, cand.genome))
     return paths
@@ -70,8 +107,14 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
 def lineage_markdown(record: dict, chain: list[dict], genome: str | None) -> str:
     res = record["benchmark_result"]
     lines = [f"# synth candidate #{record['candidate']} on {record['track']}", ""]
-    lines += [f"- benchmark verdict: **{chain[-1]['verdict']}** (status {res['status']}, steps {res['steps']}, "
-              f"final eval accuracy {res['final_eval_accuracy']}, final eval MSE {res['final_eval_mse']})",
+    budget = get_track(record["track"]).max_steps
+    label = ("benchmark verdict" if res["max_steps"] == budget else
+             f"verdict at {res['max_steps']} steps (not the benchmark's: its budget is {budget} steps; "
+             f"`synth eval submission.py --track {record['track']}` gives that)")
+    metric = ("final eval MSE", res["final_eval_mse"]) if get_track(record["track"]).task == "regression" \
+        else ("final eval accuracy", res["final_eval_accuracy"])
+    lines += [f"- {label}: **{chain[-1]['verdict']}** (status {res['status']}, steps {res['steps']}, "
+              f"{metric[0]} {metric[1]})",
               f"- re-scored in a fresh sandbox before export: {'yes, identical' if record['verified_by_rescoring'] else 'no'}",
               "- eval curve: " + ", ".join(f"{p['step']}: {p['metric']:.4g}" for p in record["curve"])]
     held = record.get("heldout")

@@ -43,3 +43,11 @@ def describe(result: EvalResult) -> str:
     if result.status == "pass":
         return f"pass @ {result.steps}"
     return f"fail {result.final_eval_accuracy:.4f}"
+
+
+def target_fitness(track: str) -> float:
+    """The fitness at the track's target: a recall pass scores at least 1, an MSE at the target -log10(target)."""
+    from evaluator.tracks import get_track
+
+    spec = get_track(track)
+    return -math.log10(spec.target_mse) if spec.task == "regression" else 1.0

@@ -179,8 +179,10 @@ def edge_diff(parent: Candidate, child: Candidate) -> str:
         before, after, name = parent.genome, child.genome, "program"
     else:
         before, after, name = parent.source, child.source, "submission.py"
-    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
-                                        f"#{parent.id}/{name}", f"#{child.id}/{name}"))
+    def lines(text: str) -> list[str]:  # every line ends in a newline, or the last two would glue together
+        return (text if text.endswith("\n") else text + "\n").splitlines(True)
+
+    return "".join(difflib.unified_diff(lines(before), lines(after), f"#{parent.id}/{name}", f"#{child.id}/{name}"))
 
 
 def render_ancestry(console: Console, chain: list[dict], with_diff: bool) -> None:

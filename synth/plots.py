@@ -1,4 +1,4 @@
-"""The report's figures as PNG files (matplotlib, Agg backend): for papers, issues and slides.
+"""The report's figures as PNG, SVG or PDF files (matplotlib, Agg backend): for papers, issues and slides.
 
 The data come from the same helpers as the HTML report (synth/report.py), so both always agree.
 """
@@ -17,6 +17,7 @@ from population.db import RunDB
 from synth.report import ELITE, lineage_graph, operator_rows, progress_series
 
 WHAT = ("progress", "operators", "lineage")
+FORMATS = ("png", "svg", "pdf")  # the file's suffix picks one
 BLUE, ORANGE, GREEN, GREY, RED = "#3b528b", "#e8590c", "#2f9e44", "#c5cfe0", "#d33"
 
 
@@ -113,15 +114,20 @@ def _lineage(ax, db: RunDB) -> None:
 
 
 def write_plot(db: RunDB, what: str, out_path: Path, size: tuple[float, float] = (8, 5), dpi: int = 100) -> Path:
-    """Draws one figure ("progress", "operators" or "lineage") as a PNG of exactly size * dpi pixels."""
+    """Draws one figure ("progress", "operators" or "lineage") in the format its suffix names (a PNG is
+    exactly size * dpi pixels)."""
     if what not in WHAT:
         raise ValueError(f"what must be one of {', '.join(WHAT)}, not {what!r}")
     out_path = Path(out_path)
+    fmt = out_path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"{out_path}: unknown image suffix {out_path.suffix or '(none)'!r}; "
+                         f"use {', '.join('.' + f for f in FORMATS)}")
     fig = Figure(figsize=size, dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     {"progress": _progress, "operators": _operators, "lineage": _lineage}[what](ax, db)
     fig.tight_layout()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, format="png", dpi=dpi)  # no bbox_inches="tight": that would change the pixel size
+    fig.savefig(out_path, format=fmt, dpi=dpi)  # no bbox_inches="tight": that would change the pixel size
     return out_path

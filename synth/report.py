@@ -67,15 +67,29 @@ def progress_series(db: RunDB) -> dict:
         if fit is not None and not proxy and (top is None or fit > top):
             top = fit
             best.append(point)
-    return {"points": points, "best": best, "full_steps": full}
+    return {"points": points, "best": best, "full_steps": full, **_target(track)}
+
+
+def _target(track: str) -> dict:
+    """The fitness that meets the track's target, for the line the progress charts draw."""
+    try:
+        from evaluator.tracks import get_track
+        from synth.fitness import target_fitness
+
+        spec = get_track(track)
+    except Exception:
+        return {}
+    label = f"MSE {spec.target_mse:g}" if spec.task == "regression" else f"pass (accuracy {spec.target_accuracy:g})"
+    return {"target": target_fitness(track), "target_label": label}
 
 
 def generation_scores(db: RunDB) -> list[dict]:
-    """Per generation: (id, fitness) of its scored candidates and how many failed or were duplicates."""
+    """Per generation: (id, fitness) of its scored candidates and how many failed, were duplicates or were
+    stopped by the cascade (`screened`)."""
     gens: dict[int, dict] = {}
     for c in db.candidates():
         g = gens.setdefault(c.generation, {"generation": c.generation, "scores": [], "failed": 0, "duplicate": 0,
-                                           "invalid": 0, "pending": 0})
+                                           "invalid": 0, "pending": 0, "screened": 0})
         if c.status == "scored" and _finite(c.fitness) is not None:
             g["scores"].append((c.id, c.fitness))
         elif c.status in g:
@@ -255,8 +269,15 @@ def _progress_panel(series: dict, key: str, xlabel: str, xfmt) -> str:
     if not scored:
         return _empty(w, h, "no scored evaluation yet")
     last = pts[-1][key]
-    f = _Frame(w, h, (0, max(last, 1e-9) * 1.02), _domain([p["fitness"] for p in scored]))
+    target = series.get("target")
+    f = _Frame(w, h, (0, max(last, 1e-9) * 1.02),
+               _domain([p["fitness"] for p in scored] + ([target] if target is not None else [])))
     body = f.axes(xlabel, "fitness (higher is better)", xfmt=xfmt)
+    if target is not None:
+        y = f.y(target)
+        body.append(f'<line class="target" x1="{f.ml}" x2="{f.w - f.mr}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                    f'<text class="note target-label" x="{f.w - f.mr - 4}" y="{y - 5:.1f}" text-anchor="end">'
+                    f'target: {_esc(series.get("target_label", "pass"))}</text>')
     for p in pts:
         tip = f'#{p["id"]}  {p["outcome"]}  fitness {_fmt(p["fitness"])}  ({p["steps"]} steps)'
         if p["fitness"] is None:  # failures: a red tick on the floor
@@ -314,7 +335,8 @@ def _generation_chart(gens: list[dict]) -> str:
             body.append(f'<circle class="pt" cx="{cx + jitter:.1f}" cy="{f.y(s):.1f}" r="3">'
                         f'<title>#{cid} fitness {_fmt(s)}</title></circle>')
         lost = g["failed"] + g["invalid"]
-        note = f"n={len(scores)}" + (f" ✗{lost}" if lost else "") + (f" ≡{g['duplicate']}" if g["duplicate"] else "")
+        note = (f"n={len(scores)}" + (f" ⊘{g['screened']}" if g["screened"] else "") + (f" ✗{lost}" if lost else "")
+                + (f" ≡{g['duplicate']}" if g["duplicate"] else ""))
         body.append(f'<text class="tick small" x="{cx:.1f}" y="{f.h - f.mb + 28}" text-anchor="middle">{_esc(note)}</text>')
     return _svg(w, h, body, "fitness distribution per generation")
 
@@ -422,7 +444,8 @@ section{background:#fff;border:1px solid #e3e5e8;border-radius:8px;padding:14px 
 .scroll{overflow-x:auto}svg{display:block;font-size:11px}
 .grid{stroke:#eee}.axis{stroke:#888}.tick{fill:#555}.small{font-size:10px}.label{fill:#333;font-size:12px}
 .note{fill:#888;font-size:14px}.pt{fill:#3b528b;fill-opacity:.55}.pt.proxy{fill:none;stroke:#999}
-.failtick{stroke:#d33;stroke-width:2}.best{fill:none;stroke:#e8590c;stroke-width:2.2}.bestpt{fill:#e8590c}
+.failtick{stroke:#d33;stroke-width:2}.target{stroke:#2f9e44;stroke-width:1.4;stroke-dasharray:6 4}
+.target-label{fill:#2f9e44;font-size:11px}.best{fill:none;stroke:#e8590c;stroke-width:2.2}.bestpt{fill:#e8590c}
 .box{fill:#dbe4f3;stroke:#3b528b}.median{stroke:#e8590c;stroke-width:2}.whisker{stroke:#3b528b}
 .bar{fill:#c5cfe0}.bar.improved{fill:#2f9e44}
 .edge{fill:none;stroke:#8a94a6;stroke-width:1.4}.edge.second{stroke-dasharray:4 3}.edge.hot{stroke:#e8590c;stroke-width:2.4}
@@ -516,7 +539,10 @@ def write_report(db: RunDB, out_path: Path) -> Path:
     blob = json.dumps(_jsonable(data), separators=(",", ":")).replace("</", "<\\/")
     counts = " · ".join(f"{k} <b>{v}</b>" for k, v in board["counts"].items() if v)
     span = series["points"][-1]["t"] if series["points"] else 0.0
-    summary = [f"track <b>{_esc(track)}</b>", f"generations <b>{len(gens)}</b>", counts,
+    sessions = db.get_state("sessions")  # wall time of the evolve commands, warm-up and finalists included
+    span = sessions["wall_s"] if sessions else span
+    generations = max((g["generation"] for g in gens), default=0)  # generation 0 is the seeds
+    summary = [f"track <b>{_esc(track)}</b>", f"generations <b>{generations}</b>", counts,
                f"evaluations <b>{len(series['points'])}</b>", f"wall time <b>{span / 60:.1f} min</b>"]
     if best:
         summary.append(f"best <b>#{best['id']}</b> {_esc(best['verdict'])} (fitness {_fmt(best['fitness'], 5)})")
@@ -535,7 +561,7 @@ def write_report(db: RunDB, out_path: Path) -> Path:
 <div id="progress-chart" class="row">{_progress_panel(series, "n", "evaluations", lambda v: f"{v:g}")}
 {_progress_panel(series, "t", wall_label, wall_fmt)}</div></section>
 <section><h2>Fitness per generation</h2>
-<div class="meta">box: quartiles and median; dots: scored candidates; below: n scored, ✗ failed or invalid, ≡ duplicates</div>
+<div class="meta">box: quartiles and median; dots: scored candidates; below: n scored, ⊘ stopped by the cascade, ✗ failed or invalid, ≡ duplicates</div>
 <div id="generation-chart" class="scroll">{_generation_chart(gens)}</div></section>
 <section><h2>Operators</h2>
 <div class="meta">improved: scored children fitter than their best parent; share = improved / children made;

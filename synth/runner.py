@@ -10,9 +10,10 @@ from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 from evaluator.sandbox import Limits
+from evaluator.tracks import get_track
 from population.db import RunDB
 from synth.config import RunConfig
 from synth.engine import Evolution, Progress
@@ -44,76 +45,177 @@ def make_llm(cfg: RunConfig, db: RunDB, console: Console):
     return LLMVariation(cfg, db, notice=lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False))
 
 
-def live_view(progress: Progress, bar: Bar, task) -> Group:
-    bar.update(task, completed=progress.children, total=progress.children_total)
-    stats = Table.grid(padding=(0, 2))
-    stats.add_row("generation", f"{progress.generation} of {progress.generations}", "running", str(progress.running))
-    stats.add_row("evaluations", str(progress.evaluations), "pending", str(progress.pending))
-    stats.add_row("dedup hits", str(progress.dedup_hits), "invalid (probe)", str(progress.invalid))
-    stats.add_row("failures", str(progress.failures), "evals/min", f"{progress.evals_per_minute:.1f}")
-    if progress.screened:
-        stats.add_row("screened (cascade)", str(progress.screened))
-    best = (f"#{progress.best_id}  fitness {progress.best_fitness:.4f}  {progress.best_summary}"
-            if progress.best_id is not None else "none yet")
-    stats.add_row("best", best)
-    program = Panel(progress.best_text or "-", title="best program", border_style="green")
-    return Group(bar, stats, program)
+class SetupError(ValueError):
+    """The run asks for something this machine does not have (Ray, a CUDA device); one line for the user."""
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Refuses, before anything is stored, a backend or device this machine cannot provide."""
+    if cfg.backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise SetupError("--backend ray needs Ray, which is not installed: pip install -e \".[ray]\" "
+                             "(or leave --backend out for the local backend)") from None
+    cuda = [d for d in cfg.devices.split(",") if d.startswith("cuda:")]
+    if cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SetupError(f"--devices {cfg.devices}: this torch ({torch.__version__}) sees no CUDA device; "
+                             "use --devices cpu, or install a CUDA build of torch")
+        count = torch.cuda.device_count()
+        missing = [d for d in cuda if int(d[5:]) >= count]
+        if missing:
+            raise SetupError(f"--devices {cfg.devices}: {missing[0]} does not exist (this machine has "
+                             f"{count} CUDA device{'s' if count != 1 else ''}: cuda:0..cuda:{count - 1})")
+
+
+def describe_run(cfg: RunConfig, workers: int) -> str:
+    """Everything that defines the run, so a resumed run's settings (a quick `--steps 100`) show."""
+    full = cfg.steps or get_track(cfg.track).max_steps
+    cascade = (f"cascade at step {cfg.proxy_steps} (top {1 - cfg.proxy_quantile:.0%} go on)"
+               if cfg.proxy_steps else "cascade off")
+    where = f"{workers} worker{'s' if workers != 1 else ''} on {cfg.devices}" + (", ray" if cfg.backend == "ray" else "")
+    return (f"track {cfg.track}, {full} steps, {cfg.generations} generation{'s' if cfg.generations != 1 else ''} "
+            f"of {cfg.population}, "
+            f"seed {cfg.seed}, {where}, {cascade}")
+
+
+class LiveView:
+    """The live view: a phase label with its own bar and ETA, true running/queued counts, verdicts.
+
+    Phases: warming workers -> seeds -> search -> finalists. The ETA of a phase is its pace in this
+    process (units done since the phase began here) times what is left; a resumed run does not
+    count the work done before it."""
+
+    def __init__(self, console: Console, workers: int) -> None:
+        self.workers = workers
+        self.bar = Bar(TextColumn("{task.description:<15}"), BarColumn(bar_width=None), MofNCompleteColumn(),
+                       TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
+                       console=console, expand=True)
+        self.task = self.bar.add_task("warming workers", total=None, unit="", eta="")
+        self.phase: str | None = None
+        self.phase_started, self.done_at_phase_start = time.time(), 0
+
+    def phase_counts(self, progress: Progress) -> tuple[int, int | None, str]:
+        """(done, total, unit) of the current phase."""
+        if progress.phase == "seeds":
+            return progress.seeds_done, progress.seeds_total or None, "seeds"
+        if progress.phase == "search":
+            children_pending = progress.pending if progress.children else 0
+            return max(progress.children - children_pending, 0), progress.children_total, "children"
+        if progress.phase == "finalists":
+            return progress.finalists_done, progress.finalists_total, "finalists"
+        return 0, self.workers, "workers"
+
+    def eta(self, done: int, total: int | None) -> str:
+        rate_done = done - self.done_at_phase_start
+        if total is None or rate_done <= 0 or done >= total:
+            return "ETA -" if total is None or done < total else ""
+        left = (time.time() - self.phase_started) / rate_done * (total - done)
+        return "ETA " + time.strftime("%H:%M:%S" if left >= 3600 else "%M:%S", time.gmtime(left))
+
+    def render(self, progress: Progress) -> Group:
+        done, total, unit = self.phase_counts(progress)
+        if progress.phase != self.phase:
+            self.phase, self.phase_started, self.done_at_phase_start = progress.phase, time.time(), done
+        self.bar.update(self.task, description=progress.phase, completed=done, total=total, unit=unit,
+                        eta=self.eta(done, total))
+        lines = [
+            f"generation {progress.generation} of {progress.generations} · running {progress.running} · "
+            f"queued {progress.queued} · evaluations {progress.evaluations} ({progress.evals_per_minute:.1f}/min)",
+            f"dedup hits {progress.dedup_hits} · invalid (probe) {progress.invalid} · "
+            f"stopped by the cascade {progress.screened} · failures {progress.failures}",
+            f"best {'#' + str(progress.best_id) + '  ' + progress.best_summary if progress.best_id is not None else 'none yet'}",
+        ]
+        stats = Text("\n".join(lines))
+        program = Panel(progress.best_text or "-", title="best program", border_style="green")
+        return Group(self.bar, stats, program)
 
 
 def run_evolution(db: RunDB, cfg: RunConfig, run_dir: Path, resumed: bool, console: Console,
-                  live: bool = True, time_budget_s: float | None = None) -> dict:
-    word = "resuming" if resumed else "starting"
-    console.print(f"{word} run [bold]{run_dir}[/]: track {cfg.track}, {cfg.generations} generations of "
-                  f"{cfg.population}, seed {cfg.seed}", highlight=False)
-    llm = make_llm(cfg, db, console)
+                  live: bool = True, time_budget_s: float | None = None, summary: bool = True) -> dict:
+    """`live`: the live view; `summary`: the closing summary (`--quiet` keeps it, `--json` prints its own)."""
     started = time.time()
+    evaluations_before = db.count_evaluations()
+    try:
+        return _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, started, evaluations_before)
+    finally:
+        record_session(db, time.time() - started)
+
+
+def record_session(db: RunDB, wall_s: float) -> None:
+    """Adds this command's wall time to the run's, so the report's header is the time the commands took."""
+    before = db.get_state("sessions") or {"count": 0, "wall_s": 0.0}
+    db.set_state("sessions", {"count": before["count"] + 1, "wall_s": before["wall_s"] + wall_s})
+
+
+def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, started, evaluations_before) -> dict:
+    llm = make_llm(cfg, db, console)
     deadline = started + time_budget_s if time_budget_s is not None else None
     with make_pool(cfg) as pool:
-        bar = Bar(TextColumn("children"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console)
-        task = bar.add_task("children", total=cfg.generations * cfg.population)
+        word = "resuming" if resumed else "starting"
+        console.print(f"{word} run [bold]{escape(str(run_dir))}[/]: {describe_run(cfg, pool.size)}", highlight=False)
         evolution = Evolution(db, cfg, pool, llm=llm, deadline=deadline)
         if live:
-            with Live(console=console, refresh_per_second=4, transient=False) as view:
-                evolution.on_progress = lambda p: view.update(live_view(p, bar, task))
-                with console.status("building track data in the workers"):
-                    pool.warm(cfg.track, steps=cfg.steps)
+            view = LiveView(console, pool.size)
+            with Live(console=console, refresh_per_second=4, transient=False) as screen:
+                warming = Progress(phase="warming workers", generations=cfg.generations,
+                                   children_total=evolution.children_total)
+                screen.update(view.render(warming))
+                pool.warm(cfg.track, steps=cfg.steps)
+                evolution.on_progress = lambda p: screen.update(view.render(p))
                 progress = evolution.run()
-                view.update(live_view(progress, bar, task))
+                screen.update(view.render(progress))
+                stopped_early(console, progress)
+                assess_finalists(db, cfg, pool, console, progress,
+                                 on_progress=lambda p: screen.update(view.render(p)))
+            if not console.is_terminal:
+                console.line()  # piped: the last frame ends without a newline
         else:
             pool.warm(cfg.track, steps=cfg.steps)
             progress = evolution.run()
-        if progress.stopped_by:
-            console.print(f"[yellow]stopped by the {progress.stopped_by} after {progress.children} of "
-                          f"{progress.children_total} children; the same command resumes.[/]", highlight=False)
-        assess_finalists(db, cfg, pool, console, quiet=not live)
-    summary = run_summary(db, progress, time.time() - started, run_dir)
-    if live:
-        print_summary(console, summary)
-    return summary
+            stopped_early(console, progress)
+            assess_finalists(db, cfg, pool, console, progress)
+    result = run_summary(db, progress, time.time() - started, run_dir, db.count_evaluations() - evaluations_before)
+    if summary:
+        print_summary(console, result)
+    return result
 
 
-def assess_finalists(db: RunDB, cfg: RunConfig, pool, console: Console, quiet: bool) -> None:
-    """The top candidates, re-scored on held-out seeds and checked for compliance (synth/trust.py)."""
+def stopped_early(console: Console, progress: Progress) -> None:
+    if progress.stopped_by:
+        console.print(f"[yellow]stopped by the {progress.stopped_by} after {progress.children} of "
+                      f"{progress.children_total} children; the same command resumes.[/]", highlight=False)
+
+
+def assess_finalists(db: RunDB, cfg: RunConfig, pool, console: Console, progress: Progress,
+                     on_progress=None) -> None:
+    """The top candidates, re-scored on held-out seeds and checked for compliance (synth/trust.py).
+    With `on_progress` (the live view), each finalist's verdict is printed as it comes."""
     from synth.trust import assess_and_record, passed
 
     finalists = [c for c in db.top(cfg.finalists * 4 + 10) if c.status == "scored"][:cfg.finalists]
-    for cand in finalists:
-        if db.get_state(f"compliance/{cand.id}") is not None:
-            continue
-        if quiet:
-            report = assess_and_record(db, pool, cand, k=cfg.heldout)
-        else:
-            with console.status(f"finalist #{cand.id}: held-out seeds, gradient dependence, horizon"):
-                report = assess_and_record(db, pool, cand, k=cfg.heldout)
+    todo = [c for c in finalists if db.get_state(f"compliance/{c.id}") is None]
+    progress.phase, progress.finalists_total, progress.finalists_done = "finalists", len(todo), 0
+    for cand in todo:
+        if on_progress is not None:
+            on_progress(progress)
+        report = assess_and_record(db, pool, cand, k=cfg.heldout)
+        progress.finalists_done += 1
+        if on_progress is not None:
             word = "[green]compliant[/]" if passed(report) else "[red]flagged[/]"
             held = report["heldout"]
             console.print(f"finalist #{cand.id}: {word}; held-out mean {held['mean']:.4g} ± {held['std']:.2g} "
                           f"over {held['k']} seed sets; " + "; ".join(
                               f"{k}: {v['verdict']}" for k, v in report.items()), highlight=False)
+    if on_progress is not None:
+        on_progress(progress)
 
 
-def run_summary(db: RunDB, progress: Progress, wall_s: float, run_dir: Path) -> dict:
+def run_summary(db: RunDB, progress: Progress, wall_s: float, run_dir: Path, evaluations: int) -> dict:
+    """`evaluations` and `wall_s` are this process's (a resumed run's earlier work is in `evaluations_total`)."""
     from synth.inspect import leaderboard
 
     board = leaderboard(db, 5)
@@ -122,7 +224,8 @@ def run_summary(db: RunDB, progress: Progress, wall_s: float, run_dir: Path) -> 
         "generation": progress.generation,
         "children": progress.children,
         "stopped_by": progress.stopped_by,
-        "evaluations": progress.evaluations,
+        "evaluations": evaluations,
+        "evaluations_total": db.count_evaluations(),
         "dedup_hits": progress.dedup_hits,
         "invalid": progress.invalid,
         "failures": progress.failures,
@@ -138,8 +241,10 @@ def print_summary(console: Console, summary: dict) -> None:
     from synth.inspect import render_leaderboard
 
     console.rule("summary")
-    console.print(f"{summary['evaluations']} evaluations in {summary['wall_s']} s, {summary['dedup_hits']} dedup hits, "
-                  f"{summary['invalid']} invalid children caught by the probe, {summary['failures']} failed runs")
+    console.print(f"this session: {summary['evaluations']} evaluations in {summary['wall_s']} s "
+                  f"(run total {summary['evaluations_total']}); run: {summary['dedup_hits']} dedup hits, "
+                  f"{summary['invalid']} invalid children caught by the probe, {summary['failures']} failed runs",
+                  highlight=False)
     render_leaderboard(console, {"top": [summary["best"]] if summary["best"] else [], "operators": summary["operators"],
                                  "llm": summary["llm"], "track": None, "cascade": summary["cascade"]})
     console.print(f"next: synth show {summary['run_dir']} | synth lineage {summary['run_dir']} --diff | "

@@ -96,6 +96,30 @@ def test_report_of_an_empty_run_and_of_llm_edits(tmp_path):
     assert "fake-model" in page and "llm rewrite" in page  # the code child's source diff is in the data blob
 
 
+def test_report_header_counts_generations_and_command_time_and_marks_the_target(report, run_dir):
+    """The run was `--generations 2` (generation 0 is the seeds), its wall time is what the evolve
+    commands took (warm-up and finalists included), and a dashed line marks the pass."""
+    page = report.read_text(encoding="utf-8")
+    assert "generations <b>2</b>" in page
+    with RunDB.open(run_dir) as db:
+        sessions = db.get_state("sessions")
+    assert sessions and sessions["count"] == 1
+    assert f"wall time <b>{sessions['wall_s'] / 60:.1f} min</b>" in page
+    assert page.count('class="target"') == 2 and "target: pass (accuracy 0.99)" in page
+
+
+def test_generation_boxes_show_children_stopped_by_the_cascade(tmp_path):
+    run = synthetic_run(tmp_path / "synthetic")
+    with RunDB.open(run) as db:
+        seed = db.candidates()[0]
+        stopped = Candidate(generation=1, genome="s0 = g\nupdate = scale(g, -0.5)\n", source="# stopped\n",
+                            parents=[seed.id], operator="mutate_node", created_at=7.0)
+        db.add_candidates([stopped])
+        db.update_candidate(stopped.id, status="screened", fitness=None)
+        page = write_report(db, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "n=1 ⊘1 ✗1" in page
+
+
 PROBE_HEAD = """<script>window.__errors = [];
 window.addEventListener('error', e => window.__errors.push(String(e.message)));</script>"""
 PROBE_TAIL = """<script>(function () {
