@@ -141,6 +141,7 @@ def evolve(
     llm_rate: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Share of children made by LLM operators."),
     llm_budget: Optional[float] = typer.Option(None, min=0.0, help="LLM budget in USD; then genetic operators only."),
     llm_budget_tokens: Optional[int] = typer.Option(None, min=0, help="LLM budget in tokens."),
+    llm_price: Optional[str] = typer.Option(None, "--llm-price", help="IN,OUT: USD per million tokens for models without a known price (needed for --llm-budget)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Directory whose templates override the packaged prompts."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with these settings (flags win)."),
     timeout: Optional[float] = typer.Option(None, help="Per-candidate wall-clock limit in seconds."),
@@ -158,7 +159,7 @@ def evolve(
     overrides = dict(track=track, generations=generations, population=population, seed=seed, workers=workers,
                      devices=devices, backend=backend, ray_address=address, steps=steps, proxy_steps=proxy_steps, proxy_quantile=proxy_quantile,
                      tournament=tournament, finalists=finalists, heldout=heldout, robust=robust, llm=llm or None, llm_rate=llm_rate, llm_budget_usd=llm_budget,
-                     llm_budget_tokens=llm_budget_tokens, prompts_dir=str(prompts) if prompts else None,
+                     llm_budget_tokens=llm_budget_tokens, llm_price=llm_price, prompts_dir=str(prompts) if prompts else None,
                      timeout_s=timeout)
     try:
         if run_dir is None:
@@ -267,6 +268,28 @@ def export(
             fail(str(err), EXIT_FAILED)
     for path in written:
         console.print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------------- llm
+@app.command("llm")
+def llm_calls(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    candidate: Optional[int] = typer.Argument(None, help="Only the calls that made this candidate."),
+    full: bool = typer.Option(True, "--full/--table", help="Print each prompt and reply (default), or the table only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the calls as JSON."),
+) -> None:
+    """A run's LLM calls: prompts, replies, outcomes, tokens, cost and latency."""
+    from synth.llm_log import call_rows, render_calls
+
+    db = open_run(run_dir)
+    with db:
+        if candidate is not None and db.get_candidate(candidate) is None:
+            fail(f"no candidate {candidate} in this run")
+        rows = call_rows(db, candidate)
+    if as_json:
+        print_json(rows)
+    else:
+        render_calls(console, rows, full)
 
 
 # ---------------------------------------------------------------------------- providers / report / plot

@@ -274,11 +274,17 @@ class RunDB:
             cand.id = cid
         return ids
 
-    def commit_generation(self, new_candidates: list[Candidate], state: dict, key: str = "engine") -> list[int]:
-        """The engine's checkpoint: new candidates and the state that made them (RNG, counter) together."""
+    def commit_generation(self, new_candidates: list[Candidate], state: dict, key: str = "engine",
+                          calls: list[tuple[int, Optional[Candidate], str]] = ()) -> list[int]:
+        """The engine's checkpoint: new candidates and the state that made them (RNG, counter) together,
+        and the LLM calls that made them: each (call id, its candidate among `new_candidates` or None,
+        its final outcome) is settled in the same transaction, so a call never names a lost child."""
         with self._write() as conn:
             ids = self._insert_candidates(conn, new_candidates)
             self._set_state(conn, key, state)
+            for call_id, cand, outcome in calls:
+                child = next((cid for c, cid in zip(new_candidates, ids) if c is cand), None)
+                conn.execute("UPDATE llm_calls SET outcome = ?, child_id = ? WHERE id = ?", (outcome, child, call_id))
         for cand, cid in zip(new_candidates, ids):
             cand.id = cid
         return ids
@@ -341,6 +347,15 @@ class RunDB:
         same thing, or None."""
         where, args = ("fingerprint = ?", [fp]) if status is None else ("fingerprint = ? AND status = ?", [fp, status])
         found = self._select_candidates(where, args, "id LIMIT 1")
+        return found[0] if found else None
+
+    def find_by_text(self, genome: Optional[str], source: str) -> Optional[Candidate]:
+        """The earliest candidate with this program text (or, for code, this Submission file)."""
+        if genome is not None:
+            found = self._select_candidates("genome = ?", [genome], "id LIMIT 1")
+            if found:
+                return found[0]
+        found = self._select_candidates("source = ?", [source], "id LIMIT 1")
         return found[0] if found else None
 
     def oldest_pending(self) -> Optional[Candidate]:
@@ -428,8 +443,33 @@ class RunDB:
         call.id = call_id
         return call_id
 
-    def llm_calls(self) -> list[LLMCall]:
-        return [LLMCall.model_validate(_decode(r)) for r in self._conn.execute("SELECT * FROM llm_calls ORDER BY id")]
+    def llm_calls(self, child_id: Optional[int] = None) -> list[LLMCall]:
+        where, args = ("child_id = ?", [child_id]) if child_id is not None else ("1", [])
+        return [LLMCall.model_validate(_decode(r))
+                for r in self._conn.execute(f"SELECT * FROM llm_calls WHERE {where} ORDER BY id", args)]
+
+    def open_llm_reply(self, model: str, prompt: str, exclude: set[int] = frozenset()) -> Optional[LLMCall]:
+        """The earliest reply to exactly this prompt from this model that no committed candidate used yet
+        (outcome `open:ok` / `open:rejected`): a resume replays it instead of paying for it again."""
+        rows = self._conn.execute("SELECT * FROM llm_calls WHERE model = ? AND prompt = ? AND outcome IN "
+                                  "('open:ok', 'open:rejected') ORDER BY id", (model, prompt))
+        for row in rows:
+            if row["id"] not in exclude:
+                return LLMCall.model_validate(_decode(row))
+        return None
+
+    def close_open_llm_calls(self) -> int:
+        """At the end of a run: calls still open made no candidate (their proposal died with a killed run
+        and its prompt never came back); they stay recorded, paid for, as `orphaned`."""
+        with self._write() as conn:
+            return conn.execute("UPDATE llm_calls SET outcome = 'orphaned' WHERE outcome LIKE 'open:%'").rowcount
+
+    def llm_costs(self) -> dict[int, dict]:
+        """child id -> {"calls", "tokens_in", "tokens_out", "cost_usd"} of the calls that made it."""
+        rows = self._conn.execute("SELECT child_id, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) "
+                                  "AS tokens_out, sum(cost_usd) AS cost_usd FROM llm_calls WHERE child_id IS NOT NULL "
+                                  "GROUP BY child_id")
+        return {r["child_id"]: {k: r[k] for k in ("calls", "tokens_in", "tokens_out", "cost_usd")} for r in rows}
 
     def llm_totals(self) -> dict:
         """{"calls", "tokens_in", "tokens_out", "cost_usd", "by_model": {model: the same four}}."""

@@ -44,6 +44,9 @@ class PromptContext(BaseModel):
     best: list[CandidateInfo] = Field(default_factory=list)
     diverse: list[CandidateInfo] = Field(default_factory=list)
     failures: list[tuple[str, str]] = Field(default_factory=list)  # (operator, error)
+    attempts: list[str] = Field(default_factory=list)  # earlier children on this lineage, one line each
+    fitness_formula: str = ""  # how a record becomes the fitness the search maximises
+    benchmark_steps: int = 400  # the benchmark's own horizon (max_steps may be shorter in this run)
     vocabulary: Optional[str] = None  # primitive listing; filled from primitives.pset when None
     seeds: Optional[dict[str, str]] = None  # name -> program text; from primitives.seeds when None
 

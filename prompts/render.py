@@ -8,9 +8,14 @@ to every template; an unknown one is an error that names the file, not a silent 
     operator level level_noun fence level_guide answer_format  what is asked, and at which level
     parent_id parent_fitness parent_summary parent_curve parent_text   the parent
     other_id other_fitness other_summary other_curve other_text        the second parent (crossover)
-    best diverse failures                                      search history
+    best diverse failures attempts                             search history (attempts: this lineage)
+    fitness horizon                                            the fitness formula; the run's true horizon
     vocabulary seeds                                           the program language (program level)
     task attempt error                                         repair: the first request, the reply, why it failed
+
+The static parts (the rules, the program language, its vocabulary and examples: $level_guide) sit
+in the system prompt, which is the same for every call of a run at one level, so the providers'
+prefix caches apply; everything about this call is in the user message.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ ANSWER_FORMAT = {
     "rewrite": "the complete new {noun} in a single ```{fence} code block",
     "crossover": "the complete child {noun} in a single ```{fence} code block",
 }
+ATTEMPT_CAP = 4000  # characters of a failed reply shown in a repair prompt (head and tail)
 
 
 def render(operator: str, ctx: PromptContext, level: Level, templates_dir: Path | str | None = None, *,
@@ -59,9 +65,30 @@ def render(operator: str, ctx: PromptContext, level: Level, templates_dir: Path 
     values = _values(ctx, level, operator if operator != "repair" else repair_of, folder)
     if operator == "repair":
         values["task"] = _fill("%s.txt" % repair_of, values, folder)
-        values["attempt"] = attempt
+        values["attempt"] = cap_text(attempt, ATTEMPT_CAP)
         values["error"] = error
     return _fill("system.txt", values, folder), _fill(f"{operator}.txt", values, folder)
+
+
+def check_templates(folder: Path | str) -> None:
+    """A `--prompts` directory, checked before a run starts: it exists, every .txt file in it is a known
+    template, and each uses only known placeholders. ValueError with one line otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"prompts directory {folder} does not exist")
+    known = set(_values(_SAMPLE, "code", "edit", None)) | {"level_guide"}
+    for path in sorted(folder.glob("*.txt")):
+        if path.name not in TEMPLATES:
+            raise ValueError(f"{path}: not a template name (templates: {', '.join(TEMPLATES)})")
+        try:
+            template = Template(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read ({exc})") from None
+        if not template.is_valid():
+            raise ValueError(f"{path}: a $ that starts no placeholder (write a literal $ as $$)")
+        unknown = sorted(set(template.get_identifiers()) - known)
+        if unknown:
+            raise ValueError(f"template {path}: unknown placeholder ${unknown[0]} (known: {', '.join(sorted(known))})")
 
 
 def _values(ctx: PromptContext, level: Level, asked: str, folder: Path | None) -> dict[str, str]:
@@ -75,6 +102,9 @@ def _values(ctx: PromptContext, level: Level, asked: str, folder: Path | None) -
         "best": _listing(ctx.best, level) or "(none yet)",
         "diverse": _listing(ctx.diverse, level) or "(none yet)",
         "failures": "\n".join(f"- {op}: {' '.join(err.split())[:300]}" for op, err in ctx.failures) or "(none)",
+        "attempts": "\n".join(f"- {line}" for line in ctx.attempts) or "(none yet)",
+        "fitness": ctx.fitness_formula or "higher is better",
+        "horizon": _horizon(ctx),
         "vocabulary": "", "seeds": "", "task": "", "attempt": "", "error": "",
     }
     for prefix, cand in (("parent", ctx.parent), ("other", ctx.other)):
@@ -85,6 +115,21 @@ def _values(ctx: PromptContext, level: Level, asked: str, folder: Path | None) -
         values["seeds"] = "\n\n".join(f"{name}:\n```program\n{text.strip()}\n```" for name, text in seeds.items())
     values["level_guide"] = _fill(f"level_{level}.txt", values, folder)
     return values
+
+
+def cap_text(text: str, limit: int) -> str:
+    """At most about `limit` characters: the head and the tail, with what was cut said in between."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 3 // 4], text[-(limit // 4):]
+    return f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut ...]\n{tail}"
+
+
+def _horizon(ctx: PromptContext) -> str:
+    if ctx.max_steps == ctx.benchmark_steps:
+        return f"Each candidate trains for {ctx.max_steps} steps, the benchmark's own horizon."
+    return (f"This search trains each candidate for {ctx.max_steps} steps to save time; the benchmark itself "
+            f"trains for {ctx.benchmark_steps}, so prefer ideas that also hold over the longer run.")
 
 
 def _candidate_values(prefix: str, cand: CandidateInfo | None, level: Level) -> dict[str, str]:
@@ -125,6 +170,9 @@ def _fill(name: str, values: dict[str, str], folder: Path | None) -> str:
                          f"(known: {', '.join(sorted(values))})") from None
     except ValueError as exc:
         raise ValueError(f"template {path or name}: {exc} (write a literal $ as $$)") from None
+
+
+_SAMPLE = PromptContext(track="sample", parent=CandidateInfo(id="0", source="", program=None))
 
 
 @functools.lru_cache(maxsize=1)

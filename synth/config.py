@@ -58,7 +58,32 @@ class RunConfig(BaseModel):
     llm_budget_usd: Optional[float] = Field(None, ge=0)
     llm_budget_tokens: Optional[int] = Field(None, ge=0)
     llm_level: Literal["program", "code", "mixed"] = "mixed"
+    llm_price: Optional[tuple[float, float]] = Field(None, description="USD per million tokens (in, out) for "
+                                                                        "models the price table does not know")
     prompts_dir: Optional[str] = None
+
+    @field_validator("llm_price", mode="before")
+    @classmethod
+    def _price_pair(cls, value):
+        """`--llm-price 0.5,2` as well as a TOML list [0.5, 2]."""
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            try:
+                value = tuple(float(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"expected IN,OUT in USD per million tokens, e.g. 0.5,2; got {value!r}") from None
+            if len(value) != 2 or min(value) < 0:
+                raise ValueError(f"expected two non-negative numbers IN,OUT, e.g. 0.5,2; got {parts}")
+        return value
+
+    @field_validator("prompts_dir")
+    @classmethod
+    def _prompts(cls, folder: Optional[str]) -> Optional[str]:
+        from prompts.render import check_templates
+
+        if folder is not None:
+            check_templates(folder)  # one line naming the file and placeholder, before anything is stored
+        return folder
 
     @field_validator("llm")
     @classmethod
@@ -109,6 +134,14 @@ class RunConfig(BaseModel):
         unknown = set(self.operator_weights) - set(DEFAULT_OPERATOR_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown operators {sorted(unknown)}: known are {sorted(DEFAULT_OPERATOR_WEIGHTS)}")
+        if self.llm_budget_usd is not None and self.llm_price is None:
+            from synth.llm.pricing import price_of
+            from synth.llm.spec import parse_llm_spec
+
+            unpriced = [spec.label for spec in map(parse_llm_spec, self.llm) if price_of(spec) is None]
+            if unpriced:
+                raise ValueError(f"a dollar budget needs a price for {', '.join(unpriced)}: pass --llm-price IN,OUT "
+                                 "(USD per million tokens) or ,price_in=...,price_out=... in the --llm spec")
         return self
 
 

@@ -8,6 +8,10 @@ everything younger may still be in flight. Hence a fixed `--seed` without an LLM
 the same candidates, with the same scores, whatever the number of workers or the order their
 results come back in.
 
+LLM proposals run beside this loop (synth/llm_variation.py): the engine starts one, goes on
+filling free workers with genetic children, and commits the LLM child when its model call
+returns. Only runs with an LLM take that path; without one, not a single RNG draw changes.
+
 Each child is committed together with the RNG state that made it and the engine's child counter;
 each evaluation is keyed by (candidate, track, seed set, steps). A run killed at any moment
 resumes exactly: unfinished candidates are scored again, finished ones never, and the children
@@ -115,6 +119,7 @@ class Evolution:
         else:
             self.rng = decode_rng(state["rng"])
             self.children = state.get("children", state.get("generation", 0) * self.config.population)
+            self._reopen_llm(state.get("llm_open", []))
         try:
             while True:
                 self._dispatch()
@@ -122,14 +127,19 @@ class Evolution:
                     self.children += 1
                     self._commit(self._one_child())
                     self._dispatch()
-                if not self.running:
+                llm_running = set(self.llm.running) if self.llm is not None else set()
+                if not self.running and not llm_running:
                     break
-                done, _ = wait(self.running, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=self.running.get):
+                done, _ = wait(set(self.running) | llm_running, return_when=FIRST_COMPLETED)
+                for future in sorted(done - llm_running, key=self.running.get):
                     self._record(self.running.pop(future), future.result())
+                for future in done & llm_running:
+                    self._llm_returned(future)
         finally:
             for future in self.running:  # interrupted: queued evaluations need not start
                 future.cancel()
+        if self.llm is not None:
+            self.db.close_open_llm_calls()
         self._refresh_progress()
         return self.progress
 
@@ -152,11 +162,13 @@ class Evolution:
         return [c for status in ALIVE_STATUSES for c in self.db.candidates(status=status)
                 if c.generation == 0 or c.id < horizon]
 
-    def _commit(self, made: list[Candidate]) -> None:
-        """New candidates (ids set on them) and the RNG state that made them, in one transaction."""
-        self.db.commit_generation(made, {"children": self.children, "rng": encode_rng(self.rng)})
+    def _commit(self, made: list[Candidate], calls: list = ()) -> None:
+        """New candidates (ids set on them), the RNG state that made them, the LLM proposals still in
+        flight and the LLM calls settled by these candidates, in one transaction."""
+        state = {"children": self.children, "rng": encode_rng(self.rng)}
         if self.llm is not None:
-            self.llm.record_calls()  # the calls name the children, which have ids now
+            state["llm_open"] = self.llm.open_entries
+        self.db.commit_generation(made, state, calls=list(calls))
 
     # ------------------------------------------------------------------ make children
     def _seed_candidates(self) -> list[Candidate]:
@@ -171,7 +183,8 @@ class Evolution:
         return [self._with_gate(seed, gate) for seed in seeds]
 
     def _one_child(self) -> list[Candidate]:
-        """Tries operators until a child passes the probe; failed tries are recorded as `invalid`."""
+        """A genetic child (tries operators until one passes the probe; failed tries are recorded as
+        `invalid`), or none yet: an LLM proposal started, committed when its model answers."""
         visible = self._window()
         population = alive(visible, self.config.population, self.config.elites)
         if not population:
@@ -179,26 +192,65 @@ class Evolution:
                                "(see `synth show` for their outcomes)")
         generation = (self.children - 1) // self.config.population + 1
         gate = self._gate_plan(population, audit=self.children % AUDIT_EVERY == 0)
+        if (self.llm is not None and len(self.llm.running) < self.pool.size and self.llm.active
+                and self.rng.random() < self.config.llm_rate):
+            try:
+                if self.llm.start(self, population, generation, gate):
+                    return []
+            except Exception as exc:  # an LLM proposal never takes the run down
+                self.llm.notice(f"LLM proposal failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        return self._genetic_children(visible, population, generation, gate)
+
+    def _genetic_children(self, visible: list[Candidate], population: list[Candidate], generation: int,
+                          gate: Optional[dict]) -> list[Candidate]:
         made: list[Candidate] = []
         for _ in range(self.config.max_proposal_tries):
-            child = None
-            llm_failed_here = any(c.operator.startswith("llm_") for c in made)  # then retry genetically
-            if (self.llm is not None and not llm_failed_here and self.llm.active
-                    and self.rng.random() < self.config.llm_rate):
-                child = self.llm.propose(self, population, generation)
-            if child is None:
-                operator = self._choose_operator()
-                n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
-                # genetic operators need program text: code-only LLM children are not their parents
-                programs = ([c for c in population if c.genome]
-                            or sorted((c for c in visible if c.genome), key=rank_key)[:100])
-                parents = select_parents(programs, n_parents, self.config.tournament, self.rng)
-                program, params = OPERATORS[operator](self.rng, [Program.from_text(p.genome) for p in parents])
-                child = self._candidate(program, generation, [p.id for p in parents], operator, params)
+            operator = self._choose_operator()
+            n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
+            # genetic operators need program text: code-only LLM children are not their parents
+            programs = ([c for c in population if c.genome]
+                        or sorted((c for c in visible if c.genome), key=rank_key)[:100])
+            parents = select_parents(programs, n_parents, self.config.tournament, self.rng)
+            program, params = OPERATORS[operator](self.rng, [Program.from_text(p.genome) for p in parents])
+            child = self._candidate(program, generation, [p.id for p in parents], operator, params)
             made.append(self._with_gate(child, gate))
             if child.status != "invalid":
                 break
         return made
+
+    # ------------------------------------------------------------------ LLM children
+    def _llm_returned(self, future: Future) -> None:
+        """A model call returned: the proposal goes on, or its child (or a genetic stand-in) is committed
+        with the calls that made it."""
+        try:
+            finished = self.llm.finish(self, future)
+        except Exception as exc:  # never out of the engine: the slot gets a genetic child instead
+            self.llm.running.pop(future, None)
+            self.llm.notice(f"LLM proposal failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+            self._commit(self._stand_in(None))
+            return
+        if finished is None:
+            return
+        cand, pending = finished
+        made = [self._with_gate(cand, pending.entry["gate"])] if cand is not None else []
+        if cand is None or cand.status == "invalid":
+            made += self._stand_in(pending.entry)
+        self._commit(made, calls=self.llm.links(pending, cand))
+
+    def _stand_in(self, entry: Optional[dict]) -> list[Candidate]:
+        """A genetic child in place of an LLM child that did not come."""
+        visible = self._window()
+        population = alive(visible, self.config.population, self.config.elites)
+        generation = entry["generation"] if entry else (self.children - 1) // self.config.population + 1
+        gate = entry["gate"] if entry else self._gate_plan(population, audit=False)
+        return self._genetic_children(visible, population, generation, gate)
+
+    def _reopen_llm(self, entries: list[dict]) -> None:
+        """A resumed run asks the questions its proposals in flight were asking (the replies already
+        paid for are replayed from the database); without an LLM now, genetic children take their place."""
+        for entry in entries:
+            if self.llm is None or not self.llm.resume(entry):
+                self._commit(self._stand_in(entry))
 
     def _choose_operator(self) -> str:
         names = sorted(self.config.operator_weights)

@@ -51,3 +51,12 @@ def target_fitness(track: str) -> float:
 
     spec = get_track(track)
     return -math.log10(spec.target_mse) if spec.task == "regression" else 1.0
+
+
+def formula(task: str) -> str:
+    """The fitness above in one line, for the LLM prompts (a model should know what it is maximising)."""
+    if task == "regression":
+        return "-log10(final eval MSE): each tenfold drop of the final MSE adds 1."
+    return ("pass (target accuracy reached at eval step S of MAX): 1 + (MAX - S) / MAX + 0.01 * auc, in [1, 2); "
+            "fail: 0.99 * final eval accuracy + 0.01 * auc, in [0, 1); auc = mean eval accuracy over the eval "
+            "points. Any pass beats every fail; an earlier pass beats a later one.")

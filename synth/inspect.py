@@ -110,7 +110,24 @@ def candidate_row(db: RunDB, cand: Candidate) -> dict:
         "benchmark": result.benchmark_record() if result else None,
         "heldout": heldout_summary(db, cand.id),
         "genome": cand.genome,
+        "llm": llm_cost(db, cand.id),
+        "idea": cand.operator_params.get("name"),
+        "rationale": cand.operator_params.get("description"),
     }
+
+
+def llm_cost(db: RunDB, cand_id: int) -> dict | None:
+    """The LLM calls that made this candidate (repair rounds included): count, tokens, dollars."""
+    calls = db.llm_calls(child_id=cand_id)
+    if not calls:
+        return None
+    return {"calls": len(calls), "tokens_in": sum(c.tokens_in for c in calls),
+            "tokens_out": sum(c.tokens_out for c in calls), "cost_usd": sum(c.cost_usd for c in calls)}
+
+
+def llm_cell(row: dict) -> str:
+    cost = row.get("llm")
+    return f"{cost['tokens_in'] + cost['tokens_out']} tok ${cost['cost_usd']:.4f}" if cost else "-"
 
 
 def leaderboard(db: RunDB, k: int) -> dict:
@@ -127,14 +144,16 @@ def leaderboard(db: RunDB, k: int) -> dict:
 
 def render_leaderboard(console: Console, board: dict) -> None:
     table = Table(title=f"leaderboard{' - ' + board['track'] if board.get('track') else ''}")
-    for col in ("rank", "id", "gen", "operator", "fitness", "verdict", "held-out mean ± std"):
+    with_llm = any(row.get("llm") for row in board["top"])
+    for col in ("rank", "id", "gen", "operator", "fitness", "verdict", "held-out mean ± std") + (("LLM",) * with_llm):
         table.add_column(col)
     for rank, row in enumerate(board["top"], 1):
         held = row["heldout"]
         held_text = f"{held['mean']:.4g} ± {held['std']:.2g} (k={held['k']})" if held else "-"
         op = row["operator"] + (f" ({row['model']})" if row["model"] else "")
         table.add_row(str(rank), str(row["id"]), str(row["generation"]), op,
-                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"], held_text)
+                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"], held_text,
+                      *((llm_cell(row),) * with_llm))
     console.print(table)
     if board.get("counts"):
         console.print("  ".join(f"{k}: {v}" for k, v in board["counts"].items()), highlight=False)
@@ -187,13 +206,18 @@ def edge_diff(parent: Candidate, child: Candidate) -> str:
 
 def render_ancestry(console: Console, chain: list[dict], with_diff: bool) -> None:
     table = Table(title=f"lineage of #{chain[-1]['id']}" if chain else "lineage")
-    for col in ("id", "gen", "operator", "parents", "fitness", "verdict"):
+    with_llm = any(row.get("llm") for row in chain)
+    for col in ("id", "gen", "operator", "parents", "fitness", "verdict") + (("LLM", "idea") * with_llm):
         table.add_column(col)
     for row in chain:
         op = row["operator"] + (f" ({row['model']})" if row["model"] else "")
         table.add_row(str(row["id"]), str(row["generation"]), op, ",".join(map(str, row["parents"])) or "-",
-                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"])
+                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"],
+                      *((llm_cell(row), row.get("idea") or "-") * with_llm))
     console.print(table)
+    for row in chain:
+        if row.get("rationale"):
+            console.print(f"#{row['id']} {row.get('idea') or ''}: {row['rationale']}", highlight=False)
     if with_diff:
         for row in chain[1:]:
             console.rule(f"#{row['parents'][0]} -> #{row['id']}  {row['operator']}  {row['verdict']}")

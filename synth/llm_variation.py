@@ -1,25 +1,68 @@
-"""LLM operators as the engine sees them: pick parents, build the prompt context, record every call.
+"""LLM operators as the engine sees them: start a proposal, hear when its model call returns, hand
+back the child -- without ever holding up the scheduler.
 
-The engine asks for one child at a time; this returns a Candidate (admitted through the same
-probe and deduplication as genetic children), an `invalid` one recording a reply that never
-passed the checks, or None when no model answered (budget spent, provider down or timing out):
-the engine then makes that child with a genetic operator. Why LLM edits stopped is said once.
+Everything that touches the run database or the RNG happens on the engine's thread: choosing the
+operator and parents, building the prompt, checking a reply, probing the child, sending a duplicate
+back for one repair round. Only the model call itself runs on a thread of its own (`in_thread`), so
+the workers keep scoring genetic children while a model thinks.
+
+Every call is written to the database the moment it returns, as `open:<outcome>`; the commit of the
+candidate it made settles it (`child`, `rejected`, ...) in the same transaction. An open reply is
+the reply cache: a run killed mid-proposal replays it on resume (same model, same prompt) instead
+of paying for it again. The proposals in flight are part of the engine's checkpoint, so a resume
+asks the very same questions.
 """
 
 from __future__ import annotations
 
+import random
+import threading
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Optional
 
 from evaluator.record import EvalResult
 from evaluator.tracks import get_track
 from population.records import Candidate, LLMCall
 from population.selection import select_parents
 from prompts.context import CandidateInfo, PromptContext
-from synth.llm.ensemble import LLMEnsemble
+from synth.fitness import formula
+from synth.llm.base import Completion, LLMError
+from synth.llm.ensemble import BudgetExhausted, LLMEnsemble, Ticket
+from synth.llm.pricing import price_of
 from synth.llm.spec import KEY_ENV, key_env, parse_llm_spec, resolve_key
-from synth.llm_operators import propose
+from synth.llm_operators import ProposalRun, call_record
 
 OPERATOR_WEIGHTS = {"llm_edit": 3.0, "llm_rewrite": 1.0, "llm_crossover": 1.0}
+ATTEMPTS_SHOWN = 8  # earlier children on the parent's lineage shown in a prompt
+
+
+def in_thread(fn, *args) -> Future:
+    """`fn(*args)` on a daemon thread (a hung call never blocks the process from exiting)."""
+    future: Future = Future()
+    future.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 -- delivered to the engine through the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name="llm-call").start()
+    return future
+
+
+@dataclass
+class Pending:
+    """One proposal in flight: how to ask again after a resume (`entry`), and what it did so far."""
+
+    entry: dict  # token, operator, level, ctx, parents, generation, seed, gate: the checkpoint's record
+    run: ProposalRun
+    rng: random.Random
+    ticket: Optional[Ticket] = None
+    replay_id: Optional[int] = None  # the open call being replayed by the ticket
+    call_ids: list[int] = field(default_factory=list)  # calls recorded for this proposal, in order
 
 
 class LLMVariation:
@@ -27,69 +70,178 @@ class LLMVariation:
         self.cfg = cfg
         self.db = db
         self.notice = notice
-        self.ensemble = ensemble or LLMEnsemble([parse_llm_spec(s) for s in cfg.llm],
-                                                budget_tokens=cfg.llm_budget_tokens, budget_usd=cfg.llm_budget_usd)
-        if ensemble is None:  # a missing key is known before any call: say so at startup, not mid-run
-            for spec in self.ensemble.specs:
+        self.claimed: set[int] = set()  # open calls made or replayed by this process
+        self._claim: Optional[int] = None
+        if ensemble is None:
+            specs = [with_price(parse_llm_spec(s), cfg.llm_price) for s in cfg.llm]
+            ensemble = LLMEnsemble(specs, budget_tokens=cfg.llm_budget_tokens, budget_usd=cfg.llm_budget_usd,
+                                   spent=db.llm_totals())
+            for spec in ensemble.specs:  # a missing key is known before any call: say so at startup
                 if spec.provider in KEY_ENV and resolve_key(spec) is None:
-                    self.ensemble.disable(spec, f"{spec.label} is unavailable: no API key (set {key_env(spec)})")
+                    ensemble.disable(spec, f"{spec.label} is unavailable: no API key (set {key_env(spec)})")
+        ensemble.cache = self._replay
+        self.ensemble = ensemble
         self.said: set[str] = set()
         self.stopped = False
         self._relayed = 0  # ensemble.notices already looked at
-        # (candidate or None when no child came of it, parent ids, call records), until the engine commits
-        self.pending_calls: list[tuple[Candidate | None, list[int], list[dict]]] = []
+        self.running: dict[Future, Pending] = {}
         self._check_stop()
 
     @property
     def active(self) -> bool:
-        return self._check_stop()
+        """Calls can be made now (budget left, a provider enabled and not cooling down)."""
+        return self._check_stop() and bool(self.ensemble.ready)
 
-    def propose(self, engine, population: list[Candidate], generation: int) -> Candidate | None:
+    @property
+    def open_entries(self) -> list[dict]:
+        """The proposals in flight, for the engine's checkpoint."""
+        return sorted((p.entry for p in self.running.values()), key=lambda e: e["token"])
+
+    # ------------------------------------------------------------------ starting
+    def start(self, engine, population: list[Candidate], generation: int, gate: Optional[dict]) -> bool:
+        """Begin a proposal (draws from engine.rng); False when no call could be made."""
         rng = engine.rng
         names = sorted(OPERATOR_WEIGHTS)
         operator = rng.choices(names, weights=[OPERATOR_WEIGHTS[n] for n in names], k=1)[0]
         parents = select_parents(population, 2 if operator == "llm_crossover" else 1, self.cfg.tournament, rng)
         level = self._level(parents, rng)
-        proposal = propose(operator, level, self._context(parents, population, rng), self.ensemble, rng,
-                           templates_dir=self.cfg.prompts_dir)
-        self._check_stop()
-        if not proposal.calls:
-            return None  # nothing was asked (budget or providers gone): not a proposal at all
-        parent_ids = [p.id for p in parents]
-        if not proposal.ok and proposal.calls[-1]["outcome"] not in ("ok", "rejected"):
-            # no reply to judge (timeout, server error, provider gone): not the model's failure, and
-            # no child; the engine makes this one with a genetic operator
-            self.pending_calls.append((None, parent_ids, proposal.calls))
+        ctx = self._context(parents, population, rng)
+        entry = {"token": engine.children, "operator": operator, "level": level, "ctx": ctx.model_dump(mode="json"),
+                 "parents": [p.id for p in parents], "generation": generation, "seed": rng.getrandbits(64),
+                 "gate": gate}
+        return self.resume(entry)
+
+    def resume(self, entry: dict) -> bool:
+        """(Re)start the proposal an entry describes; False when no call could be made."""
+        try:
+            ctx = PromptContext.model_validate(entry["ctx"])
+            title = f"synth {self.cfg.track} candidate, operator {entry['operator']}"
+            run = ProposalRun(entry["operator"], entry["level"], ctx, templates_dir=self.cfg.prompts_dir, title=title)
+        except (ValueError, KeyError) as exc:
+            self._say(f"LLM proposal not made: {' '.join(str(exc).split())[:300]}")
+            return False
+        pending = Pending(entry, run, random.Random(entry["seed"]))
+        return self._ask(pending)
+
+    def _ask(self, pending: Pending) -> bool:
+        """Send the proposal's next request on its own thread; False if the budget or providers say no."""
+        messages = pending.run.request()
+        if messages is None:
+            return False
+        self._claim = None
+        try:
+            pending.ticket = self.ensemble.prepare(*messages, pending.rng)
+        except BudgetExhausted:
+            self._check_stop()
+            return False
+        except LLMError as exc:  # the provider could not even start: recorded, like any failed call
+            self._record(pending, call_record(pending.run.proposal.operator, *messages, None,
+                                              self.ensemble.last_spec, exc.outcome, str(exc)))
+            self._check_stop()
+            return False
+        pending.replay_id, self._claim = self._claim, None
+        self.running[in_thread(self.ensemble.call, pending.ticket)] = pending
+        return True
+
+    # ------------------------------------------------------------------ a call returned
+    def finish(self, engine, future: Future) -> Optional[tuple[Optional[Candidate], Pending]]:
+        """Take one returned call (engine thread). None while the proposal goes on; else (child or None
+        when no candidate came of it, the proposal) for the engine to commit."""
+        pending = self.running.pop(future)
+        run, ticket = pending.run, pending.ticket
+        try:
+            completion = future.result()
+            error = None
+        except LLMError as exc:
+            completion, error = None, exc
+        except Exception as exc:  # never from our providers; a safety net for anything else
+            completion, error = None, LLMError(f"{ticket.spec.label}: {type(exc).__name__}: {exc}")
+        self.ensemble.settle(ticket, completion, error)
+        before = len(run.proposal.calls)
+        if error is not None:
+            run.on_error(error, ticket.spec)
+        else:
+            run.on_reply(completion, ticket.spec)
+        for record in run.proposal.calls[before:]:
+            self._record(pending, record, replay_id=pending.replay_id)
+        if run.done and run.proposal.ok:
+            cand = self._candidate(engine, pending)
+            twin = self._twin(cand, pending.entry["parents"])
+            if twin is not None and run.send_back(twin) and self._ask(pending):
+                return None  # one repair round; if it cannot be asked, the duplicate stays as it is
+            self._check_stop()
+            return cand, pending
+        if not run.done and self._ask(pending):
             return None
-        cand = Candidate(
-            generation=generation, kind=proposal.kind, genome=proposal.genome, source=proposal.source or "",
-            parents=parent_ids, operator=operator, operator_params=proposal.params,
-            model=proposal.model, status="pending", created_at=time.time(), timings={})
-        self.pending_calls.append((cand, parent_ids, proposal.calls))
-        if not proposal.ok:
-            cand.status = "invalid"
-            cand.operator_params = {**cand.operator_params, "error": proposal.error}
-            return cand
-        return engine.admit(cand)
+        self._check_stop()
+        proposal = run.proposal
+        if proposal.calls and proposal.calls[-1]["outcome"] in ("rejected", "duplicate"):
+            return self._invalid(pending), pending  # the model's failure: recorded as an invalid child
+        return None, pending  # no reply to judge: the engine makes this child with a genetic operator
 
-    def record_calls(self) -> None:
-        """After the engine committed the children (they have ids), every call goes to the database.
-
-        `child_id` is the candidate the proposal became, also for the rejected rounds before a repair
-        and for a proposal recorded as invalid; None when no candidate came of the call.
-        """
-        for cand, parent_ids, calls in self.pending_calls:
-            for call in calls:
-                self.db.add_llm_call(LLMCall(
-                    provider=call["provider"] or "?", model=call["model"] or "?", operator=call["operator"],
-                    parent_ids=parent_ids, prompt=call["prompt"], reply=call["reply"] or "",
-                    tokens_in=call["tokens_in"], tokens_out=call["tokens_out"], cost_usd=call["cost_usd"],
-                    latency_s=call["latency_s"], outcome="child" if call["outcome"] == "ok" else call["outcome"],
-                    child_id=cand.id if cand is not None else None, error=call["error"],
-                    created_at=time.time()))
-        self.pending_calls.clear()
+    def links(self, pending: Pending, cand: Optional[Candidate]) -> list[tuple[int, Optional[Candidate], str]]:
+        """(call id, candidate, final outcome) for the commit that settles the proposal's calls."""
+        outcomes = [c["outcome"] for c in pending.run.proposal.calls]
+        child = cand if cand is not None else None
+        return [(cid, child, "child" if outcome == "ok" and child is not None and child.status != "invalid"
+                 else outcome) for cid, outcome in zip(pending.call_ids, outcomes)]
 
     # ------------------------------------------------------------------ internals
+    def _candidate(self, engine, pending: Pending) -> Candidate:
+        proposal, entry = pending.run.proposal, pending.entry
+        cand = Candidate(generation=entry["generation"], kind=proposal.kind, genome=proposal.genome,
+                         source=proposal.source or "", parents=list(entry["parents"]), operator=proposal.operator,
+                         operator_params=proposal.params, model=proposal.model, status="pending",
+                         created_at=time.time(), timings={})
+        return engine.admit(cand)
+
+    def _twin(self, cand: Candidate, parent_ids: list[int]) -> Optional[str]:
+        """Why the child is not new (it repeats a parent or an existing candidate), or None."""
+        if cand.status == "invalid":
+            return None
+        same = self.db.find_by_text(cand.genome, cand.source)
+        if same is not None:
+            who = "its parent" if same.id in parent_ids else "an existing candidate"
+            return (f"the child is identical to {who}, candidate {same.id} (same "
+                    f"{'program text' if cand.genome and same.genome == cand.genome else 'file'}); "
+                    "make a real change to the update rule")
+        if cand.duplicate_of is not None:
+            who = "its parent" if cand.duplicate_of in parent_ids else "an existing candidate"
+            return (f"the child computes exactly what {who}, candidate {cand.duplicate_of}, computes (same "
+                    "updates on the probe problem); make a change that alters the update rule")
+        return None
+
+    def _invalid(self, pending: Pending) -> Candidate:
+        proposal, entry = pending.run.proposal, pending.entry
+        return Candidate(generation=entry["generation"], kind=proposal.kind, genome=None, source="",
+                         parents=list(entry["parents"]),
+                         operator=proposal.operator, operator_params={**proposal.params, "error": proposal.error},
+                         model=proposal.model, status="invalid", created_at=time.time(), timings={})
+
+    def _record(self, pending: Pending, record: dict, replay_id: Optional[int] = None) -> None:
+        """The call, written now (open until its candidate is committed); a replay is already there."""
+        if record.get("cached") and replay_id is not None:
+            pending.call_ids.append(replay_id)
+            return
+        call = LLMCall(provider=record["provider"] or "?", model=record["model"] or "?", operator=record["operator"],
+                       parent_ids=list(pending.entry["parents"]), prompt=record["prompt"],
+                       reply=record["reply"] or "", tokens_in=record["tokens_in"], tokens_out=record["tokens_out"],
+                       cost_usd=record["cost_usd"], latency_s=record["latency_s"], outcome=f"open:{record['outcome']}",
+                       error=record["error"], created_at=time.time())
+        pending.call_ids.append(self.db.add_llm_call(call))
+        self.claimed.add(call.id)  # only a reply paid for by an earlier process is ever replayed
+
+    def _replay(self, spec, system: str, user: str) -> Optional[Completion]:
+        prompt = f"[system]\n{system}\n\n[user]\n{user}"
+        call = self.db.open_llm_reply(spec.label, prompt, exclude=self.claimed)
+        if call is None:
+            return None
+        self.claimed.add(call.id)
+        self._claim = call.id
+        return Completion(text=call.reply, tokens_in=call.tokens_in, tokens_out=call.tokens_out,
+                          cost_usd=call.cost_usd, latency_s=call.latency_s, provider=call.provider,
+                          model=spec.model, cached=True)
+
     def _level(self, parents: list[Candidate], rng) -> str:
         if any(p.genome is None for p in parents) or self.cfg.llm_level == "code":
             return "code"
@@ -112,10 +264,32 @@ class LLMVariation:
                   if spec.task == "recall" else "the lowest final eval MSE")
         return PromptContext(
             track=spec.name, description=spec.description, max_steps=self.cfg.steps or spec.max_steps,
-            eval_every=spec.eval_every, target=target, parent=self._info(parents[0]),
+            benchmark_steps=spec.max_steps, eval_every=spec.eval_every, target=target,
+            fitness_formula=formula(spec.task), parent=self._info(parents[0]),
             other=self._info(parents[1]) if len(parents) > 1 else None,
             best=[self._info(c) for c in best], diverse=[self._info(c) for c in diverse],
-            failures=[(c.operator, str(c.operator_params.get("error", ""))) for c in failed])
+            failures=[(c.operator, str(c.operator_params.get("error", ""))) for c in failed],
+            attempts=self._attempts(parents[0]))
+
+    def _attempts(self, parent: Candidate) -> list[str]:
+        """Children made on the parent's lineage, newest last: what was tried and how the score moved."""
+        chain = {c.id: c for c in self.db.lineage(parent.id)[:6]}
+        tried = [c for c in self.db.candidates() if c.parents and c.parents[0] in chain][-ATTEMPTS_SHOWN:]
+        lines = []
+        for child in tried:
+            base = chain[child.parents[0]].fitness
+            idea = child.operator_params.get("name") or ""
+            what = f"{child.operator}" + (f" '{idea}'" if idea else "")
+            if child.status in ("scored", "duplicate") and child.fitness is not None:
+                delta = f" ({child.fitness - base:+.4f} vs its parent)" if base is not None else ""
+                twin = f", same as candidate {child.duplicate_of}" if child.duplicate_of else ""
+                outcome = f"fitness {child.fitness:.4f}{delta}{twin}"
+            elif child.status == "invalid":
+                outcome = f"invalid: {' '.join(str(child.operator_params.get('error', '')).split())[:160]}"
+            else:
+                outcome = child.status
+            lines.append(f"candidate {child.id} from {child.parents[0]} by {what}: {outcome}")
+        return lines
 
     def _check_stop(self) -> bool:
         """Relay the ensemble's new notices; True while LLM calls can still be made. When they cannot,
@@ -141,3 +315,10 @@ class LLMVariation:
         if line not in self.said:
             self.said.add(line)
             self.notice(line)
+
+
+def with_price(spec, price: Optional[tuple[float, float]]):
+    """`--llm-price IN,OUT` for a model the price table does not know (a spec's own price wins)."""
+    if price is None or price_of(spec) is not None:
+        return spec
+    return spec.model_copy(update={"price_in": price[0], "price_out": price[1]})

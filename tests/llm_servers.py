@@ -4,6 +4,10 @@ One `FakeLLMServer` on 127.0.0.1 (random port) answers `POST /v1/chat/completion
 `POST /v1/messages` from a queue of scripted `Reply`s and records every request, so tests can
 check retries, timeouts, prompt content and that no key leaked into a body. A `Reply(hang=True)`
 holds the connection open until the server is closed (a threading.Event, not a sleep).
+
+Broken servers come from the same parts: a `str` body is sent as it is (garbage, HTML, nothing)
+under `content_type`; `openai_reply` / `anthropic_reply` can leave out the usage or the message,
+send `text: null`, or stop at max_tokens; `slow_s` answers after that many seconds (for benches).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ class Reply:
     body: dict | str = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    content_type: str = "application/json"
+    slow_s: float = 0.0  # answer after this long (benches only; tests never wait on time)
+    wait_for: threading.Event | None = None  # answer once the test sets this event
 
 
 @dataclass
@@ -38,22 +45,31 @@ class Request:
         return "\n".join(parts)
 
 
-def openai_reply(text: str, tokens_in: int = 11, tokens_out: int = 7, model: str = "test-model") -> Reply:
-    return Reply(body={
-        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": text}}],
-        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                  "total_tokens": tokens_in + tokens_out},
-    })
+def openai_reply(text: str | None, tokens_in: int = 11, tokens_out: int = 7, model: str = "test-model",
+                 finish_reason: str = "stop", usage: bool = True, message: bool = True) -> Reply:
+    choice = {"index": 0, "finish_reason": finish_reason, "logprobs": None}
+    if message:
+        choice["message"] = {"role": "assistant", "content": text}
+    body = {"id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
+            "choices": [choice]}
+    if usage:
+        body["usage"] = {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                         "total_tokens": tokens_in + tokens_out}
+    return Reply(body=body)
 
 
-def anthropic_reply(text: str, tokens_in: int = 13, tokens_out: int = 5, model: str = "test-model") -> Reply:
-    return Reply(body={
-        "id": "msg_test", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
-    })
+def anthropic_reply(text: str | None, tokens_in: int = 13, tokens_out: int = 5, model: str = "test-model",
+                    stop_reason: str = "end_turn", usage: bool = True) -> Reply:
+    body = {"id": "msg_test", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}], "stop_reason": stop_reason, "stop_sequence": None}
+    if usage:
+        body["usage"] = {"input_tokens": tokens_in, "output_tokens": tokens_out}
+    return Reply(body=body)
+
+
+def raw_reply(body: str, content_type: str = "application/json", status: int = 200) -> Reply:
+    """A body sent exactly as given: garbage, an HTML page, or nothing at all."""
+    return Reply(status=status, body=body, content_type=content_type)
 
 
 def error_reply(status: int, message: str = "scripted error", headers: dict | None = None,
@@ -93,10 +109,14 @@ class FakeLLMServer:
                 if reply.hang:
                     fake.release.wait()
                     return
+                if reply.slow_s:
+                    fake.release.wait(reply.slow_s)
+                if reply.wait_for is not None:
+                    reply.wait_for.wait()
                 data = (reply.body if isinstance(reply.body, str) else json.dumps(reply.body)).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", reply.content_type)
                     self.send_header("content-length", str(len(data)))
                     for key, value in reply.headers.items():
                         self.send_header(key, value)

@@ -33,6 +33,7 @@ LLM_OPS = {"llm_edit", "llm_rewrite", "llm_crossover"}
 SECRET = "sk-test-secret-xyz"
 BASE = ["--track", "mqar", "--population", "4", "--steps", "50", "--proxy-steps", "0", "--finalists", "0",
         "--quiet", "--workers", "1"]
+RATIONALE = "NAME: fresh step size\nDESCRIPTION: A new learning rate for the same update.\n"
 PARENT_RE = re.compile(r"## (?:Parent|Parent A|Starting point): candidate \S+ .*?\n```(\w+)\n(.*?)\n```", re.S)
 
 
@@ -57,16 +58,20 @@ def answer(prompt: str, body_for) -> str:
     task = prompt.rsplit("## Your task", 1)[-1]  # the request's last section (a repair's too)
     if "SEARCH/REPLACE" in task:
         fence, parent = PARENT_RE.search(prompt).groups()
-        return f"A new step size.\n<<<<<<< SEARCH\n{parent}\n=======\n{body_for(fence)}\n>>>>>>> REPLACE\n"
+        return f"{RATIONALE}<<<<<<< SEARCH\n{parent}\n=======\n{body_for(fence)}\n>>>>>>> REPLACE\n"
     fence = "program" if "```program" in task else "python"
-    return f"A new step size.\n```{fence}\n{body_for(fence)}\n```\n"
+    return f"{RATIONALE}```{fence}\n{body_for(fence)}\n```\n"
 
 
 class Answers:
     """Stands in for FakeLLMServer.replies: the handler records the request, then takes a reply here."""
 
-    def __init__(self, server: FakeLLMServer, body_for=None, hang: bool = False):
-        self.server, self.hang = server, hang
+    def __init__(self, server: FakeLLMServer, body_for=None, hang: bool = False, tokens: tuple[int, int] = (11, 7),
+                 script: list | None = None):
+        self.server, self.hang, self.tokens = server, hang, tokens
+        self.script = list(script or [])  # Replies (or "garbage") for the first requests, then real answers
+        self.answered = 0  # requests answered with a reply (a hang is not an answer)
+        self.hung = threading.Event()
         counter = itertools.count()
         self.body_for = body_for or (lambda fence: (program_text if fence == "program" else submission_text)(
             round(0.004 + 0.0013 * next(counter), 6)))
@@ -74,12 +79,23 @@ class Answers:
 
     def get_nowait(self) -> Reply:
         if self.hang:
+            self.hung.set()
             return Reply(hang=True)
         with self.lock:
             request = self.server.requests[-1]
-            prompt = "\n".join(m["content"] for m in request.body["messages"] if m["role"] == "user")
-            text = answer(prompt, self.body_for)
-        return anthropic_reply(text) if request.path.endswith("/messages") else openai_reply(text)
+            if self.script:
+                step = self.script.pop(0)
+                if isinstance(step, Reply):
+                    self.hung.set()
+                    return step
+                text = step
+            else:
+                prompt = "\n".join(m["content"] for m in request.body["messages"] if m["role"] == "user")
+                text = answer(prompt, self.body_for)
+            self.answered += 1
+        if request.path.endswith("/messages"):
+            return anthropic_reply(text, *self.tokens)
+        return openai_reply(text, *self.tokens)
 
 
 @pytest.fixture
@@ -97,13 +113,17 @@ def evolve(tmp_path: Path, *args: str, env: dict | None = None, seeds=("adamw", 
                "--run-dir", str(tmp_path / "run"), *args, env=env)
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli_env(env: dict | None = None) -> dict:
     base = {k: v for k, v in os.environ.items()
             if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY") and "proxy" not in k.lower()}
     base.update({"COLUMNS": "500", "PYTHONUNBUFFERED": "1"}, **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=base, capture_output=True,
+    return base
+
+
+def cli(*args: str, env: dict | None = None, code: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=cli_env(env), capture_output=True,
                           text=True, timeout=300)
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == code, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
 
 
@@ -189,31 +209,39 @@ def test_policy_violation_rejected_never_run(tmp_path, server):
     assert "Traceback" not in output(proc)
 
 
-def test_hung_server_falls_back_to_genetic_and_says_so_once(tmp_path, server):
+def test_hung_server_cools_down_falls_back_to_genetic_and_says_so_once(tmp_path, server):
     server.replies = Answers(server, hang=True)
     label = f"openai:test-model@{server.url}/v1"
-    proc = evolve(tmp_path, "--llm", f"{label},timeout=1,retries=0", "--llm-rate", "1")
+    proc = evolve(tmp_path, "--llm", f"{label},timeout=1,retries=3", "--llm-rate", "1")
     cands, calls, _ = load(tmp_path)
     children = [c for c in cands if c.generation == 1 and c.status != "invalid"]
     assert len(children) == 4 and not any(c.operator in LLM_OPS for c in children)
     assert any(c.status == "scored" for c in children)
-    assert len(calls) == 2 and all(c.outcome == "timeout" and c.child_id is None and c.reply == "" for c in calls)
-    stopped = lines_with(proc, "LLM edits stopped")
-    assert len(stopped) == 1 and "no reply within 1 s" in stopped[0] and "genetic operators" in stopped[0]
+    # two calls (one request each: the deadline covers the retries), then the model cools down
+    assert len(server.requests) == 2 and len(calls) == 2
+    assert all(c.outcome == "timeout" and c.child_id is None and c.reply == "" for c in calls)
+    assert all(c.latency_s > 0.5 for c in calls)  # the time the failed call really took, not 0
+    cooling = lines_with(proc, "cools down")
+    assert len(cooling) == 1 and "no reply within 1 s" in cooling[0] and "2 failed calls in a row" in cooling[0]
     assert "Traceback" not in output(proc)
 
 
-def test_token_budget_stops_llm_edits_once(tmp_path, server):
-    server.replies = Answers(server)
-    proc = evolve(tmp_path, "--llm", f"openai:test-model@{server.url}/v1", "--llm-rate", "1",
-                  "--llm-budget-tokens", "30")
-    cands, calls, _ = load(tmp_path)
-    assert len(calls) == 2 and sum(c.tokens_in + c.tokens_out for c in calls) == 36  # 18 a call: over after two
-    children = [c for c in cands if c.generation == 1 and c.status != "invalid"]  # a probe-invalid try is retried
-    assert len(children) == 4 and sum(c.operator in LLM_OPS for c in children) == 2
-    stopped = lines_with(proc, "LLM edits stopped")
-    assert len(stopped) == 1 and "token budget" in stopped[0] and "36 of 30" in stopped[0]
-    assert len(lines_with(proc, "budget spent")) == 1
+def test_token_budget_holds_across_a_resume(tmp_path, server):
+    """Each call reports 1600 tokens; the worst case of the next call is its prompt plus max_tokens=100.
+    The budget is one per run: a resumed run starts from what the database says was spent."""
+    server.replies = Answers(server, tokens=(1500, 100))
+    llm = ["--llm", f"openai:test-model@{server.url}/v1,max_tokens=100", "--llm-rate", "1",
+           "--llm-budget-tokens", "6000"]
+    first = evolve(tmp_path, *llm, generations=2)
+    served = len(server.requests)
+    assert served >= 1 and len(lines_with(first, "token budget spent")) == 1
+    second = evolve(tmp_path, *llm, generations=3)
+    _, calls, _ = load(tmp_path)
+    spent = sum(c.tokens_in + c.tokens_out for c in calls)
+    assert len(calls) == len(server.requests) == served  # the resumed run had nothing left to spend
+    assert spent <= 6000 and spent == 1600 * served
+    stopped = lines_with(second, "LLM edits stopped")
+    assert len(stopped) == 1 and f"{spent} of 6000 used" in stopped[0]
 
 
 def test_missing_key_says_so_once_and_runs_genetic(tmp_path):

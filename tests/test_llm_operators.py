@@ -146,16 +146,23 @@ def test_crossover_program_level(server):
     assert "candidate 2" in server.requests[0].text()
 
 
-def test_budget_exhausted_after_n_calls(server):
-    ensemble = ensemble_for(server, budget_tokens=3 * 30)
+def test_budget_holds_against_the_worst_case_of_the_next_call(server):
+    from prompts.render import render
+    from synth.llm.base import estimate_tokens
+
+    system, user = render("edit", context(), "program")
+    worst = estimate_tokens(system) + estimate_tokens(user) + 50  # the prompt plus max_tokens
+    spec = LLMSpec(provider="openai", model="test-model", base_url=server.url + "/v1", max_retries=0, timeout_s=5,
+                   max_tokens=50)
+    ensemble = LLMEnsemble([spec], budget_tokens=3 * 30 + worst - 1)
     for _ in range(3):
         server.push(openai_reply(EDIT_REPLY, tokens_in=20, tokens_out=10))
         assert propose("llm_edit", "program", context(), ensemble, random.Random(0)).ok
-    assert ensemble.exhausted and ensemble.tokens == 90 and ensemble.calls == 3
+    assert ensemble.tokens == 90 and ensemble.calls == 3
     proposal = propose("llm_edit", "program", context(), ensemble, random.Random(0))
-    assert not proposal.ok and "token budget" in proposal.error and proposal.calls == []
-    assert len(server.requests) == 3
-    assert any("LLM operators stop" in notice for notice in ensemble.notices)
+    assert not proposal.ok and "token budget" in proposal.error and f"could need {worst}" in proposal.error
+    assert proposal.calls == [] and len(server.requests) == 3  # never asked: it might have overspent
+    assert ensemble.exhausted and any("LLM operators stop" in notice for notice in ensemble.notices)
 
 
 def test_unavailable_provider_is_disabled_with_one_notice(monkeypatch):

@@ -6,8 +6,13 @@ pass through `one_line(..., secrets=...)`, which strips any secret value before 
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
-from typing import Iterable, Protocol, runtime_checkable
+from typing import Callable, Iterable, Optional, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+CHARS_PER_TOKEN = 4  # the usual rough figure; used when a reply carries no usage, and for worst cases
 
 
 @dataclass(frozen=True)
@@ -21,18 +26,47 @@ class Completion:
     latency_s: float
     provider: str
     model: str
+    estimated: bool = False  # the server sent no usage: tokens counted from the text (CHARS_PER_TOKEN)
+    cached: bool = False  # replayed from the run database, not paid again
 
 
 class LLMError(Exception):
-    """Any failure to get a usable reply; str() is one line."""
+    """Any failure to get a usable reply; str() is one line.
+
+    `latency_s` is how long the failed call took; `completion` is set when a reply came but cannot be
+    used (truncated at max_tokens): it was paid for, so its tokens count.
+    """
+
+    outcome = "error"
+
+    def __init__(self, message: str, latency_s: float = 0.0, completion: Optional[Completion] = None):
+        super().__init__(message)
+        self.latency_s = latency_s
+        self.completion = completion
+
+
+class LLMMalformed(LLMError):
+    """A reply the protocol does not allow (not JSON, HTML, no message, no text)."""
+
+    outcome = "malformed"
+
+
+class LLMTruncated(LLMError):
+    """The reply stopped at max_tokens: an answer cut short is never applied."""
+
+    outcome = "truncated"
 
 
 class LLMUnavailable(LLMError):
     """The provider cannot answer in this run (no key, auth refused, unknown model, server down)."""
 
+    outcome = "unavailable"
+
 
 class LLMTimeout(LLMError):
-    """No reply within the per-call timeout (after the SDK's own retries)."""
+    """No reply within the call's total deadline (retries included)."""
+
+    outcome = "timeout"
 
 
 @runtime_checkable
@@ -53,3 +87,31 @@ def one_line(message: object, secrets: Iterable[str | None] = (), limit: int = 3
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def with_deadline(attempt: Callable[[float], T], *, timeout_s: float, max_retries: int,
+                  retry_after: Callable[[Exception], Optional[float]]) -> T:
+    """Run `attempt(seconds_left)` until it succeeds, within one total deadline of `timeout_s`.
+
+    `retry_after(exc)` says whether a failure is worth another try: None no, else the seconds the
+    server asked to wait (negative: none asked, back off exponentially); a wait past the deadline ends it.
+    the SDKs' own retries are off, so a hung server costs `timeout_s` in all, not (retries+1) times it.
+    """
+    deadline = time.monotonic() + timeout_s
+    for tried in range(max_retries + 1):
+        try:
+            return attempt(max(0.01, deadline - time.monotonic()))
+        except Exception as exc:
+            wait = retry_after(exc)
+            left = deadline - time.monotonic()
+            if wait is None or tried == max_retries or left <= 0:
+                raise
+            wait = min(0.5 * 2 ** tried, 8.0) if wait < 0 else wait  # < 0: retryable, no retry-after given
+            if wait >= left:
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")

@@ -1,14 +1,20 @@
 """USD per million tokens (input, output) for a few well-known models, to keep `--budget-usd` honest.
 
 List prices as published by OpenAI and Anthropic in 2025; they change, so a spec's
-`price_in`/`price_out` override them. Dated model ids match by longest prefix
-("claude-sonnet-4-5-20250929" -> "claude-sonnet-4-5"). Unknown models cost 0.0, and the
-provider says so once through `price_note`.
+`price_in`/`price_out` (or `--llm-price IN,OUT`) override them. A model matches a table entry
+exactly, or as that entry plus a date or `-latest` ("claude-sonnet-4-5-20250929" ->
+"claude-sonnet-4-5"), never by a looser prefix: `o3-pro` is not `o3` (it costs ten times more).
+An unknown model has no price: its cost is counted as 0 and `price_note` says so, and a dollar
+budget is refused for it (synth.config) until a price is given.
 """
 
 from __future__ import annotations
 
+import re
+
 from synth.llm.spec import LLMSpec
+
+DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 
 PRICES: dict[str, tuple[float, float]] = {
     # OpenAI
@@ -25,11 +31,7 @@ PRICES: dict[str, tuple[float, float]] = {
 
 def price_of(spec: LLMSpec) -> tuple[float, float] | None:
     """(in, out) USD per million tokens, or None when neither the spec nor the table knows."""
-    table = None
-    for name in sorted(PRICES, key=len, reverse=True):
-        if spec.model == name or spec.model.startswith(name + "-"):
-            table = PRICES[name]
-            break
+    table = PRICES.get(spec.model) or PRICES.get(DATE_SUFFIX.sub("", spec.model))
     if spec.price_in is None and spec.price_out is None:
         return table
     base = table or (0.0, 0.0)
