@@ -15,6 +15,7 @@ DEFAULT_OPERATOR_WEIGHTS = {
     "mutate_insert": 1.0,
     "mutate_shrink": 1.0,
     "perturb_constants": 3.0,
+    "tune": 2.0,  # synth/tune.py: new constants for a promising structure from a seeded TPE study
 }
 
 AUDIT_EVERY = 10  # cascade: every tenth child runs in full whatever its gate says, to measure the gate
