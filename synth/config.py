@@ -113,6 +113,9 @@ def load_config(path: Path | None, overrides: dict, stored: dict | None = None) 
         values = values.get("evolve", values)
     values.update({k: v for k, v in overrides.items() if v is not None})
     if stored is not None:
+        if stored.get("kind") == "baseline":
+            raise ConfigError("this run directory holds a synth baseline study, not an evolve run; "
+                              "choose another --run-dir")
         for name in IDENTITY_FIELDS:
             if name in values and name in stored and values[name] != stored[name]:
                 raise ConfigError(
