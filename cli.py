@@ -347,13 +347,22 @@ def providers(
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default RUN_DIR/report.html)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A `synth baseline` run on the same track to compare against at equal cost."),
 ) -> None:
     """One self-contained HTML page: progress, generations, operators, the elite's lineage, top table."""
     from synth.report import write_report
 
     db = open_run(run_dir)
+    reference = open_run(baseline) if baseline is not None else None
+    if reference is not None and reference.config().get("track") != db.config().get("track"):
+        fail(f"{baseline} is a run on track {reference.config().get('track')}, {run_dir} on "
+             f"{db.config().get('track')}: compare runs of one track")
     with db:
-        path = write_report(db, out or run_dir / "report.html")
+        try:
+            path = write_report(db, out or run_dir / "report.html", baseline=reference)
+        finally:
+            if reference is not None:
+                reference.close()
     console.print(f"wrote {path}")
 
 

@@ -90,3 +90,42 @@ def test_a_study_refuses_to_change_what_it_is(tmp_path):
     assert table(run, "SELECT count(*) FROM candidates") == [(1,)]
     evolve = synth_cli("evolve", "--run-dir", str(run), "--quiet")
     assert evolve.returncode == 2, evolve.stderr
+
+
+def recall_run(run: Path, config: dict, runs: list[tuple[int, int, str, list[float]]]) -> Path:
+    """A hand-made run: per candidate (id order) its evaluation's steps, status and eval curve (every 10 steps)."""
+    from population.db import RunDB
+    from population.records import Candidate, Evaluation
+
+    with RunDB.create(run, {"track": "single_ar", "steps": 40, "proxy_steps": 10, **config}) as db:
+        for n, (steps, pass_step, status, curve) in enumerate(runs):
+            [cand] = [Candidate(generation=1, kind="code", source=f"# {n}\n", operator="tune")]
+            db.add_candidates([cand])
+            result = {"track": "single_ar", "max_steps": steps, "eval_every": 10, "train_samples": 1,
+                      "eval_samples": 1, "batch_size": 1, "status": status, "steps": pass_step,
+                      "final_eval_accuracy": curve[-1], "curve": [{"step": 10 * i, "metric": m, "loss": 1.0}
+                                                                  for i, m in enumerate(curve)]}
+            db.add_evaluation(Evaluation(candidate_id=cand.id, track="single_ar", seed_set="benchmark", steps=steps,
+                                         outcome="ok", fitness=0.0, result=result), "scored", 0.0)
+    return run
+
+
+def test_comparison_counts_cascade_savings_and_ranks_passes_by_the_earlier_point(tmp_path):
+    from population.db import RunDB
+    from synth.compare import comparison
+    from synth.report import write_report
+
+    # search: a run screened at step 10 (a quarter of the budget), then a pass at 30 that was at 0.95 at 20
+    search = recall_run(tmp_path / "search", {}, [(10, 10, "fail", [0.0, 0.2]),
+                                                  (40, 30, "pass", [0.0, 0.5, 0.95, 0.99])])
+    # baseline: a pass at 30 that was at 0.90 at 20, though higher on average, and a pass at 40
+    baseline = recall_run(tmp_path / "baseline", {"kind": "baseline", "optimizer": "adamw"},
+                          [(40, 40, "pass", [0.0, 0.9, 0.95, 0.98, 0.99]), (40, 30, "pass", [0.0, 0.98, 0.90, 0.995])])
+    with RunDB.open(search) as s, RunDB.open(baseline) as b:
+        result = comparison(s, b, marks=2)
+        assert result["search"]["cost"] == 1.25 and result["baseline"]["cost"] == 2.0
+        assert result["search"]["elite"]["id"] == 2 and result["baseline"]["elite"]["id"] == 2
+        assert result["search"]["elite"]["fitness"] > result["baseline"]["elite"]["fitness"]
+        assert [row["baseline"]["id"] for row in result["table"]] == [1, 2]  # best so far at cost 1, then 2
+        page = write_report(s, tmp_path / "report.html", baseline=b).read_text()
+    assert 'id="baseline-comparison"' in page and "pass @ 30" in page
