@@ -22,7 +22,7 @@ AUDIT_EVERY = 10  # cascade: every tenth child runs in full whatever its gate sa
 
 # Fields that define what a run *is*; resuming with a different value would mix two experiments.
 IDENTITY_FIELDS = ("track", "seed", "population", "tournament", "elites", "steps", "seeds",
-                   "operator_weights", "proxy_steps", "proxy_quantile", "robust")
+                   "operator_weights", "proxy_steps", "proxy_quantile", "robust", "tune_seeds")
 
 
 class RunConfig(BaseModel):
@@ -38,6 +38,8 @@ class RunConfig(BaseModel):
     steps: Optional[int] = Field(None, ge=1, description="training steps per candidate (default: the track's 400)")
     seeds: Optional[list[str]] = Field(None, description="seed programs to start from (default: all)")
     operator_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_OPERATOR_WEIGHTS))
+    tune_seeds: int = Field(2, ge=0, description="the first children tune each seed's constants this many "
+                                                "times (synth/tune.py), before any other operator")
     max_proposal_tries: int = Field(8, ge=1, description="tries per child before giving up on a valid one")
     proxy_steps: int = Field(100, ge=0, description="fidelity cascade: the step at which a child's run is gated (0: off)")
     proxy_quantile: float = Field(0.75, ge=0.0, le=1.0,

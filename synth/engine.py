@@ -176,6 +176,10 @@ class Evolution:
             if (self.llm is not None and not llm_failed_here and self.llm.active
                     and self.rng.random() < self.config.llm_rate):
                 child = self.llm.propose(self, population, generation)
+            tuned_seed = self._seed_to_tune(visible) if child is None and not made else None
+            if tuned_seed is not None:
+                operator, parents = "tune", [tuned_seed]
+                child = self._genetic_child(operator, parents, generation, redraw=False)
             if child is None:
                 operator = self._choose_operator()
                 n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
@@ -192,6 +196,14 @@ class Evolution:
         if not made:  # every try was a no-op: keep the last one rather than make nothing
             made.append(self._with_gate(self._genetic_child(operator, parents, generation, redraw=False), gate))
         return made
+
+    def _seed_to_tune(self, visible: list[Candidate]) -> Optional[Candidate]:
+        """The first `tune_seeds` x seeds children tune the seeds in turn: the population starts from
+        the known optimizers at good constants, not at their textbook ones."""
+        seeds = [c for c in visible if c.generation == 0 and c.genome]
+        if not seeds or self.children > self.config.tune_seeds * len(seeds):
+            return None
+        return seeds[(self.children - 1) % len(seeds)]
 
     def _genetic_child(self, operator: str, parents: list[Candidate], generation: int,
                        redraw: bool = True) -> Optional[Candidate]:

@@ -31,7 +31,7 @@ from primitives.pset import Beta, Eps, is_constant, make_constant
 
 TRIALS_PER_ROOT = 8
 STARTUP_TRIALS = 3  # random trials around the root before TPE models the results
-OCTAVES = {Beta: 3.0, Eps: 6.0}  # log2 range either side of the root's value (Scalar: the default)
+OCTAVES = {Beta: 5.0, Eps: 6.0}  # log2 range either side of the root's value (Scalar: the default)
 DEFAULT_OCTAVES = 4.0
 FAILED_VALUE = -1e6
 

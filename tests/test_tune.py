@@ -52,7 +52,8 @@ def test_a_proposal_is_fixed_by_the_seed_and_the_trials_seen():
 
 def test_evolve_with_tune_is_deterministic_and_wastes_no_child(tmp_path):
     config = tmp_path / "tune.toml"
-    config.write_text("operator_weights = {tune = 3.0, mutate_subtree = 1.0, mutate_shrink = 1.0}\n")
+    config.write_text('seeds = ["adam", "rmsprop", "lion"]\ntune_seeds = 1\n'
+                      "operator_weights = {tune = 3.0, mutate_subtree = 1.0, mutate_shrink = 1.0}\n")
     base = ["evolve", "--track", "single_ar", "--steps", "30", "--proxy-steps", "10", "--population", "3", "--tournament", "2",
             "--generations", "4", "--seed", "11", "--workers", "2", "--finalists", "0", "--quiet",
             "--config", str(config)]
@@ -74,6 +75,7 @@ def test_evolve_with_tune_is_deterministic_and_wastes_no_child(tmp_path):
         assert structure(genome) == structure(cands[root_id][2])
         per_root[root_id] = per_root.get(root_id, 0) + 1
     assert max(per_root.values()) <= TRIALS_PER_ROOT
+    assert [json.loads(r[4])["root"] for r in rows[0][3:6]] == [1, 2, 3]  # first, each seed is tuned once
     for cid, _, genome, parents, _, status, _ in rows[0]:
         parents = json.loads(parents)
         if parents and status != "invalid":  # redrawn: no child computes what its first parent does
