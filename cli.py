@@ -195,6 +195,60 @@ def evolve(
         print_json(summary)
 
 
+# ---------------------------------------------------------------------------- baseline
+@app.command()
+def baseline(
+    track: Optional[str] = typer.Option(None, "--track", "-t", help=f"{TRACK_HELP} (default mqar)."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw (default), adam, lion, sgd, rmsprop or muon."),
+    trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1, help="Trials in all (default 50); a resumed study may be given more."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampler seed: same seed, same trials."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", "-d", help="Run directory (default runs/baseline-OPTIMIZER-TRACK-seedS). An existing one is resumed."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Parallel workers (default: one per core)."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Training steps per trial (default: the track's 400)."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Trials asked of the sampler at once (default 4); part of what the study is."),
+    proxy_steps: Optional[int] = typer.Option(None, min=0, help="Fidelity cascade step, as for evolve (default 100; 0 off)."),
+    finalists: Optional[int] = typer.Option(None, min=0, help="Best trials re-scored on held-out seeds at the end (default 1)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No line per trial; print the summary only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Tune a standard optimizer with Optuna (seeded TPE), scored like evolve: the bar a search must clear."""
+    from population.db import RunDB, RunDirError
+    from synth.baseline import load_baseline_config, run_baseline
+    from synth.config import ConfigError
+
+    overrides = dict(track=track, optimizer=optimizer, trials=trials, seed=seed, workers=workers, steps=steps,
+                     batch=batch, proxy_steps=proxy_steps, finalists=finalists)
+    try:
+        if run_dir is not None and (run_dir / "synth.db").exists():
+            db = RunDB.open(run_dir)
+            cfg = load_baseline_config(overrides, stored=db.config())
+        else:
+            cfg = load_baseline_config(overrides)
+            run_dir = run_dir or Path("runs") / f"baseline-{cfg.optimizer}-{cfg.track}-seed{cfg.seed}"
+            db, resumed = RunDB.open_or_create(run_dir, cfg.model_dump())
+            if resumed:
+                cfg = load_baseline_config(overrides, stored=db.config())
+    except (ConfigError, RunDirError) as err:
+        fail(str(err))
+    out = errors if as_json else console
+    with db:
+        out.print(f"baseline [bold]{run_dir}[/]: {cfg.optimizer} on {cfg.track}, {cfg.trials} trials, seed {cfg.seed}",
+                  highlight=False)
+        try:
+            summary = run_baseline(db, cfg, out, quiet=quiet or as_json)
+        except KeyboardInterrupt:
+            errors.print(f"interrupted: every finished trial is saved. Resume with: synth baseline --run-dir {run_dir}")
+            raise typer.Exit(EXIT_INTERRUPTED)
+    if as_json:
+        print_json(summary)
+    elif summary["best"]:
+        best = summary["best"]
+        console.print(f"best trial #{best['id']}: {best['verdict']} (fitness {best['fitness']:.4f}); "
+                      f"{summary['trials']} trials, {summary['evaluations']} evaluations in {summary['wall_s']} s",
+                      highlight=False)
+        console.print(f"next: synth show {run_dir} | synth export {run_dir} --out best/", highlight=False)
+
+
 # ---------------------------------------------------------------------------- show / lineage / export
 @app.command()
 def show(
@@ -337,13 +391,22 @@ def providers(
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default RUN_DIR/report.html)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A `synth baseline` run on the same track to compare against at equal cost."),
 ) -> None:
     """One self-contained HTML page: progress, generations, operators, the elite's lineage, top table."""
     from synth.report import write_report
 
     db = open_run(run_dir)
+    reference = open_run(baseline) if baseline is not None else None
+    if reference is not None and reference.config().get("track") != db.config().get("track"):
+        fail(f"{baseline} is a run on track {reference.config().get('track')}, {run_dir} on "
+             f"{db.config().get('track')}: compare runs of one track")
     with db:
-        path = write_report(db, out or run_dir / "report.html")
+        try:
+            path = write_report(db, out or run_dir / "report.html", baseline=reference)
+        finally:
+            if reference is not None:
+                reference.close()
     console.print(f"wrote {path}")
 
 

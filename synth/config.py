@@ -15,13 +15,14 @@ DEFAULT_OPERATOR_WEIGHTS = {
     "mutate_insert": 1.0,
     "mutate_shrink": 1.0,
     "perturb_constants": 3.0,
+    "tune": 2.0,  # synth/tune.py: new constants for a promising structure from a seeded TPE study
 }
 
 AUDIT_EVERY = 10  # cascade: every tenth child runs in full whatever its gate says, to measure the gate
 
 # Fields that define what a run *is*; resuming with a different value would mix two experiments.
 IDENTITY_FIELDS = ("track", "seed", "population", "tournament", "elites", "steps", "seeds",
-                   "operator_weights", "proxy_steps", "proxy_quantile", "robust")
+                   "operator_weights", "proxy_steps", "proxy_quantile", "robust", "tune_seeds")
 
 
 class RunConfig(BaseModel):
@@ -37,6 +38,8 @@ class RunConfig(BaseModel):
     steps: Optional[int] = Field(None, ge=1, description="training steps per candidate (default: the track's 400)")
     seeds: Optional[list[str]] = Field(None, description="seed programs to start from (default: all)")
     operator_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_OPERATOR_WEIGHTS))
+    tune_seeds: int = Field(2, ge=0, description="the first children tune each seed's constants this many "
+                                                "times (synth/tune.py), before any other operator")
     max_proposal_tries: int = Field(8, ge=1, description="tries per child before giving up on a valid one")
     proxy_steps: int = Field(100, ge=0, description="fidelity cascade: the step at which a child's run is gated (0: off)")
     proxy_quantile: float = Field(0.75, ge=0.0, le=1.0,
@@ -166,6 +169,9 @@ def load_config(path: Path | None, overrides: dict, stored: dict | None = None) 
         values = values.get("evolve", values)
     values.update({k: v for k, v in overrides.items() if v is not None})
     if stored is not None:
+        if stored.get("kind") == "baseline":
+            raise ConfigError("this run directory holds a synth baseline study, not an evolve run; "
+                              "choose another --run-dir")
         for name in IDENTITY_FIELDS:
             if name in values and name in stored and values[name] != stored[name]:
                 raise ConfigError(

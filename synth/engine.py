@@ -38,7 +38,8 @@ from primitives.seeds import seed_programs
 from synth.config import AUDIT_EVERY, RunConfig
 from synth.fitness import describe, fitness
 from synth.inspect import search_result
-from synth.variation import OPERATORS
+from synth.tune import tune_child
+from synth.variation import OPERATORS, live_text
 
 TWO_PARENT_OPERATORS = {"crossover", "llm_crossover"}
 
@@ -205,17 +206,25 @@ class Evolution:
                           gate: Optional[dict]) -> list[Candidate]:
         made: list[Candidate] = []
         for _ in range(self.config.max_proposal_tries):
-            operator = self._choose_operator()
-            n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
-            # genetic operators need program text: code-only LLM children are not their parents
-            programs = ([c for c in population if c.genome]
-                        or sorted((c for c in visible if c.genome), key=rank_key)[:100])
-            parents = select_parents(programs, n_parents, self.config.tournament, self.rng)
-            program, params = OPERATORS[operator](self.rng, [Program.from_text(p.genome) for p in parents])
-            child = self._candidate(program, generation, [p.id for p in parents], operator, params)
+            tuned_seed = self._seed_to_tune(visible) if not made else None
+            if tuned_seed is not None:
+                operator, parents = "tune", [tuned_seed]
+                child = self._genetic_child(operator, parents, generation, redraw=False)
+            else:
+                operator = self._choose_operator()
+                n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
+                # genetic operators need program text: code-only LLM children are not their parents
+                programs = ([c for c in population if c.genome]
+                            or sorted((c for c in visible if c.genome), key=rank_key)[:100])
+                parents = select_parents(programs, n_parents, self.config.tournament, self.rng)
+                child = self._genetic_child(operator, parents, generation)
+                if child is None:  # it computes what its parent does: redraw, at no cost to the budget
+                    continue
             made.append(self._with_gate(child, gate))
             if child.status != "invalid":
                 break
+        if not made:  # every try was a no-op: keep the last one rather than make nothing
+            made.append(self._with_gate(self._genetic_child(operator, parents, generation, redraw=False), gate))
         return made
 
     # ------------------------------------------------------------------ LLM children
@@ -251,6 +260,30 @@ class Evolution:
         for entry in entries:
             if self.llm is None or not self.llm.resume(entry):
                 self._commit(self._stand_in(entry))
+
+    def _seed_to_tune(self, visible: list[Candidate]) -> Optional[Candidate]:
+        """The first `tune_seeds` x seeds children tune the seeds in turn: the population starts from
+        the known optimizers at good constants, not at their textbook ones."""
+        seeds = [c for c in visible if c.generation == 0 and c.genome]
+        if not seeds or self.children > self.config.tune_seeds * len(seeds):
+            return None
+        return seeds[(self.children - 1) % len(seeds)]
+
+    def _genetic_child(self, operator: str, parents: list[Candidate], generation: int,
+                       redraw: bool = True) -> Optional[Candidate]:
+        """One child of a genetic operator (or `tune`); None when it would compute what its first parent
+        computes (an edit on a dead slot, a no-op shrink or perturbation) and `redraw` allows another try."""
+        programs = [Program.from_text(p.genome) for p in parents]
+        if operator == "tune":
+            tuned = tune_child(self.db, self._horizon(), self.rng, parents[0], self.regression)
+            if tuned is not None:
+                root, program, params = tuned
+                return self._candidate(program, generation, [root], operator, params)
+            operator = "perturb_constants"  # this structure had its trials (or has no constants)
+        program, params = OPERATORS[operator](self.rng, programs)
+        if redraw and live_text(program) == live_text(programs[0]):
+            return None
+        return self._candidate(program, generation, [p.id for p in parents], operator, params)
 
     def _choose_operator(self) -> str:
         names = sorted(self.config.operator_weights)

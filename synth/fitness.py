@@ -5,9 +5,11 @@
 - single_ar / mqar: pass beats fail; among passes fewer steps wins; among fails higher final
   accuracy wins (the benchmark's own order). Both then break ties with the area under the eval
   accuracy curve, so two candidates that pass at the same eval point, or fail at the same
-  accuracy, still differ:
-      pass: 1 + (max_steps - steps) / max_steps + 0.01 * auc      in [1, 2)
-      fail: 0.99 * final_accuracy + 0.01 * auc                      in [0, 1)
+  accuracy, still differ. Among passes at the same eval point, the accuracy one eval point before the
+  pass decides first (how close the run already was), the area under the curve after that:
+      pass: 1 + (max_steps - steps) / max_steps + 0.01 * before + 0.0001 * auc     in [1, 2)
+      fail: 0.99 * final_accuracy + 0.01 * auc                                      in [0, 1)
+  (0.0101 stays below the gap between eval points, eval_every / max_steps = 0.125.)
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def fitness(result: EvalResult) -> float | None:
         return -math.log10(max(result.final_eval_mse, 1e-30))
     auc = accuracy_auc(result)
     if result.status == "pass":
-        return 1.0 + (result.max_steps - result.steps) / result.max_steps + 0.01 * auc
+        earlier = [p.metric for p in result.curve if 0 < p.step < result.steps]
+        before = earlier[-1] if earlier else 0.0
+        return 1.0 + (result.max_steps - result.steps) / result.max_steps + 0.01 * before + 0.0001 * auc
     return 0.99 * result.final_eval_accuracy + 0.01 * auc
 
 

@@ -525,8 +525,17 @@ def _top_table(board: dict) -> str:
     return "".join(out) + "</tbody></table>"
 
 
-def write_report(db: RunDB, out_path: Path) -> Path:
-    """Writes the run's report as one self-contained HTML file (no network needed to view it)."""
+def _baseline_section(db: RunDB, baseline: RunDB | None) -> str:
+    if baseline is None:
+        return ""
+    from synth.compare import comparison_html
+
+    return comparison_html(db, baseline)
+
+
+def write_report(db: RunDB, out_path: Path, baseline: RunDB | None = None) -> Path:
+    """Writes the run's report as one self-contained HTML file (no network needed to view it); with
+    `baseline` (a `synth baseline` run), a section comparing the two at equal cost (synth/compare.py)."""
     out_path = Path(out_path)
     board = leaderboard(db, TOP)
     series, gens, ops, graph = progress_series(db), generation_scores(db), operator_rows(db), lineage_graph(db)
@@ -556,7 +565,7 @@ def write_report(db: RunDB, out_path: Path) -> Path:
 <body><main>
 <h1>{_esc(title)}</h1>
 <div class="meta">{" · ".join(summary)}<br>generated {time.strftime("%Y-%m-%d %H:%M:%S")} from {_esc(db.path)}</div>
-<section><h2>Best fitness so far</h2>
+{_baseline_section(db, baseline)}<section><h2>Best fitness so far</h2>
 <div class="meta">orange: best so far; dots: each evaluation (hollow: short proxy run); red ticks: failed runs</div>
 <div id="progress-chart" class="row">{_progress_panel(series, "n", "evaluations", lambda v: f"{v:g}")}
 {_progress_panel(series, "t", wall_label, wall_fmt)}</div></section>

@@ -181,6 +181,11 @@ def perturbed(type_: type, value: float, z: float) -> float:
     return min(max(new, -1e30), 1e30)
 
 
+def live_text(program: Program) -> str:
+    """What a program computes, as text: the update and the slots it reads (dead slots left out)."""
+    return "\n".join(f"{role} = {program.tree(role)}" for role in (*program.used_slots, "update"))
+
+
 OPERATORS: dict[str, Operator] = {
     "crossover": crossover,
     "mutate_subtree": mutate_subtree,

@@ -1,0 +1,122 @@
+"""The `tune` operator: a program structure judged at good constants, not at the ones it was born with.
+
+A structure found by the genetic operators arrives with whatever learning rate and decay rates it
+happened to carry; judged at those, a good structure is often thrown away for a bad learning rate.
+`tune` keeps a structure (its *root*, the program it was first asked to tune) and proposes new values
+for all of its numeric constants at once, from a seeded Optuna TPE study over the root's constants
+that knows every earlier tuning trial of the same root. Each trial is one child, scored like any
+other, so tuning is spread over the steady-state loop and costs one evaluation per trial.
+
+Constants are searched as log2 factors of the root's values (a Beta as a factor of 1 - beta), so the
+root itself is the point 0 and every trial is a few octaves around it. A root gets at most
+`TRIALS_PER_ROOT` trials; then `tune` falls back to `perturb_constants`.
+
+Deterministic: the study holds only what the engine lets a child see (the root and the finished
+trials inside the window), in id order, and its sampler is seeded from the engine's RNG.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import warnings
+
+import optuna
+from optuna.distributions import FloatDistribution
+
+from population.records import Candidate
+from primitives.program import Program
+from primitives.pset import Beta, Eps, is_constant, make_constant
+
+TRIALS_PER_ROOT = 8
+STARTUP_TRIALS = 3  # random trials around the root before TPE models the results
+OCTAVES = {Beta: 5.0, Eps: 6.0}  # log2 range either side of the root's value (Scalar: the default)
+DEFAULT_OCTAVES = 4.0
+FAILED_VALUE = -1e6
+
+
+def constant_sites(program: Program) -> list[tuple[int, int, type]]:
+    """(tree, node, type) of every numeric constant, in tree order."""
+    return [(r, i, node.ret) for r, tree in enumerate(program.trees) for i, node in enumerate(tree) if is_constant(node)]
+
+
+def distributions(program: Program) -> dict[str, FloatDistribution]:
+    octaves = {f"c{n}": OCTAVES.get(t, DEFAULT_OCTAVES) for n, (_, _, t) in enumerate(constant_sites(program))}
+    return {name: FloatDistribution(-o, o) for name, o in octaves.items()}
+
+
+def apply_factors(root: Program, factors: dict[str, float]) -> tuple[Program, list[dict]]:
+    """The root with each constant scaled by 2**factor (betas: 1 - beta scaled), 4 significant digits."""
+    trees = [copy.deepcopy(tree) for tree in root.trees]
+    changes = []
+    for n, (r, i, type_) in enumerate(constant_sites(root)):
+        old = trees[r][i].value
+        new = scaled(type_, old, factors[f"c{n}"])
+        trees[r][i] = make_constant(type_, new)
+        changes.append({"index": i, "tree": r, "old": old, "new": new})
+    return Program(trees), changes
+
+
+def scaled(type_: type, value: float, octaves: float) -> float:
+    if type_ is Beta:
+        gap = min(max(float(f"{(1.0 - value) * 2.0 ** octaves:.4g}"), 1e-6), 0.999)
+        return round(1.0 - gap, 12)
+    new = float(f"{value * 2.0 ** octaves:.4g}")
+    if type_ is Eps:
+        return min(max(new, 1e-30), 1.0)
+    return min(max(new, -1e30), 1e30)
+
+
+def trial_value(cand: Candidate, regression: bool) -> float:
+    """What the sampler maximises: the search fitness; a screened run's proxy metric scored as a failing
+    run stopped there (below a full run from the same metric); a failed run the worst of all."""
+    if cand.fitness is not None:
+        return cand.fitness
+    metric = cand.timings.get("proxy", {}).get("metric")
+    if cand.status == "screened" and metric is not None:
+        return -math.log10(max(metric, 1e-30)) if regression else 0.99 * metric
+    return FAILED_VALUE
+
+
+def root_of(cand: Candidate) -> int:
+    """The structure a tune child belongs to: its root, or the candidate itself."""
+    return cand.operator_params.get("root", cand.id) if cand.operator == "tune" else cand.id
+
+
+def propose(rng: random.Random, root: Candidate, trials: list[Candidate], regression: bool) -> tuple[Program, dict]:
+    """One new trial for `root`, given its finished trials (in id order) that the child may see."""
+    program = Program.from_text(root.genome)
+    dists = distributions(program)
+    seed = rng.randrange(2**32)
+    if not dists:
+        raise ValueError(f"candidate {root.id} has no constants to tune")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    points = [({name: 0.0 for name in dists}, root)] + [(t.operator_params["factors"], t) for t in trials]
+    for factors, cand in points:
+        study.add_trial(optuna.trial.create_trial(params=factors, distributions=dists,
+                                                  value=trial_value(cand, regression)))
+    factors = study.ask(dists).params
+    child, changes = apply_factors(program, factors)
+    return child, {"root": root.id, "trial": len(trials) + 1, "seed": seed, "factors": factors, "changes": changes}
+
+
+def tune_child(db, horizon: int, rng: random.Random, parent: Candidate,
+               regression: bool) -> tuple[int, Program, dict] | None:
+    """(root id, child, params) of the next trial of `parent`'s structure; None when the structure has had
+    its TRIALS_PER_ROOT trials or has no constants. Sees the trials below `horizon` (the engine's window)."""
+    root = db.get_candidate(root_of(parent))
+    if not root.genome or not constant_sites(Program.from_text(root.genome)):
+        return None
+    trials = [c for c in db.candidates() if c.operator == "tune" and c.operator_params.get("root") == root.id]
+    if len(trials) >= TRIALS_PER_ROOT:
+        return None
+    seen = [c for c in trials if c.id < horizon and c.status != "pending"]
+    program, params = propose(rng, root, seen, regression)
+    return root.id, program, params
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
