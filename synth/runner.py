@@ -165,6 +165,7 @@ def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, start
                                    children_total=evolution.children_total)
                 screen.update(view.render(warming))
                 pool.warm(cfg.track, steps=cfg.steps)
+                announce_isolation(console, pool)
                 evolution.on_progress = lambda p: screen.update(view.render(p))
                 progress = evolution.run()
                 screen.update(view.render(progress))
@@ -175,6 +176,7 @@ def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, start
                 console.line()  # piped: the last frame ends without a newline
         else:
             pool.warm(cfg.track, steps=cfg.steps)
+            announce_isolation(console, pool)
             progress = evolution.run()
             stopped_early(console, progress)
             assess_finalists(db, cfg, pool, console, progress)
@@ -182,6 +184,14 @@ def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, start
     if summary:
         print_summary(console, result)
     return result
+
+
+def announce_isolation(console: Console, pool) -> None:
+    """Once per run: what confines candidates here (evaluator/jail.py), loudly when it is less than the jail."""
+    isolation = getattr(pool, "isolation", None)
+    if isolation:
+        style = "yellow" if isolation.startswith("REDUCED") or "NO SECCOMP" in isolation else "dim"
+        console.print(f"[{style}]candidates run in: {escape(isolation)}[/]", highlight=False)
 
 
 def stopped_early(console: Console, progress: Progress) -> None:
