@@ -213,6 +213,7 @@ def run_baseline(db: RunDB, cfg: BaselineConfig, console, quiet: bool = False) -
     """Runs (or resumes) the study, assesses the best trial on held-out seeds, returns the summary."""
     from synth.fitness import describe
     from synth.inspect import leaderboard, search_result
+    from synth.engine import Progress
     from synth.runner import assess_finalists, make_pool
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -230,7 +231,7 @@ def run_baseline(db: RunDB, cfg: BaselineConfig, console, quiet: bool = False) -
     with make_pool(cfg) as pool:
         pool.warm(cfg.track, steps=cfg.steps)
         Baseline(db, cfg, pool, on_trial=report).run()
-        assess_finalists(db, cfg, pool, console, quiet=quiet)
+        assess_finalists(db, cfg, pool, console, Progress(), on_progress=None if quiet else (lambda progress: None))
     board = leaderboard(db, 1)
     return {"run_dir": str(db.path.parent), "optimizer": cfg.optimizer, "track": cfg.track,
             "trials": db.count(), "evaluations": db.count_evaluations(), "wall_s": round(time.time() - started, 1),

@@ -76,7 +76,9 @@ def test_trials_are_recorded_shown_and_exported(tmp_path):
     out = tmp_path / "best"
     exported = synth_cli("export", str(run), "--out", str(out))  # re-scores the file and checks the score
     assert exported.returncode == 0, exported.stderr
-    assert (out / "submission.py").read_text() == table(run, f"SELECT source FROM candidates WHERE id = {best['id']}")[0][0]
+    scored = table(run, f"SELECT source FROM candidates WHERE id = {best['id']}")[0][0]
+    exported = (out / "submission.py").read_text()  # the scored file, its docstring led by its identity
+    assert exported.startswith(f'"""synth candidate #{best["id"]} on single_ar') and exported.endswith(scored[3:])
     assert json.loads((out / "lineage.json").read_text())["benchmark_result"]["steps"] == 30
 
 
