@@ -179,12 +179,11 @@ class LLMVariation:
             return self._invalid(pending), pending  # the model's failure: recorded as an invalid child
         return None, pending  # no reply to judge: the engine makes this child with a genetic operator
 
-    def links(self, pending: Pending, cand: Optional[Candidate]) -> list[tuple[int, Optional[Candidate], str]]:
-        """(call id, candidate, final outcome) for the commit that settles the proposal's calls."""
-        outcomes = [c["outcome"] for c in pending.run.proposal.calls]
-        child = cand if cand is not None else None
-        return [(cid, child, "child" if outcome == "ok" and child is not None and child.status != "invalid"
-                 else outcome) for cid, outcome in zip(pending.call_ids, outcomes)]
+    def links(self, pending: Pending, cand: Optional[Candidate]) -> list[tuple]:
+        """(call id, candidate, final outcome, error) for the commit that settles the proposal's calls."""
+        made = cand is not None and cand.status != "invalid"
+        return [(cid, cand, "child" if call["outcome"] == "ok" and made else call["outcome"], call["error"])
+                for cid, call in zip(pending.call_ids, pending.run.proposal.calls)]
 
     # ------------------------------------------------------------------ internals
     def _candidate(self, engine, pending: Pending) -> Candidate:
