@@ -204,6 +204,7 @@ def test_policy_violation_rejected_never_run(tmp_path, server):
     assert {c.child_id for c in calls} <= {c.id for c in llm_children}
     assert len(calls) == 3 * len(llm_children)  # the first request and two repair rounds each
     assert "Why it failed" in calls[1].prompt and "import of `os`" in calls[1].prompt
+    assert "(the line: `import os`)" in calls[1].prompt  # the rendered file's line numbers, quoted
     assert not marker.exists()
     assert "Traceback" not in output(proc)
 
