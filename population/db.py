@@ -275,16 +275,18 @@ class RunDB:
         return ids
 
     def commit_generation(self, new_candidates: list[Candidate], state: dict, key: str = "engine",
-                          calls: list[tuple[int, Optional[Candidate], str]] = ()) -> list[int]:
+                          calls: list[tuple[int, Optional[Candidate], str, Optional[str]]] = ()) -> list[int]:
         """The engine's checkpoint: new candidates and the state that made them (RNG, counter) together,
         and the LLM calls that made them: each (call id, its candidate among `new_candidates` or None,
-        its final outcome) is settled in the same transaction, so a call never names a lost child."""
+        its final outcome, its error line) is settled in the same transaction, so a call never names a
+        lost child."""
         with self._write() as conn:
             ids = self._insert_candidates(conn, new_candidates)
             self._set_state(conn, key, state)
-            for call_id, cand, outcome in calls:
+            for call_id, cand, outcome, error in calls:
                 child = next((cid for c, cid in zip(new_candidates, ids) if c is cand), None)
-                conn.execute("UPDATE llm_calls SET outcome = ?, child_id = ? WHERE id = ?", (outcome, child, call_id))
+                conn.execute("UPDATE llm_calls SET outcome = ?, child_id = ?, error = ? WHERE id = ?",
+                             (outcome, child, error, call_id))
         for cand, cid in zip(new_candidates, ids):
             cand.id = cid
         return ids

@@ -135,8 +135,9 @@ class LLMVariation:
             self._check_stop()
             return False
         except LLMError as exc:  # the provider could not even start: recorded, like any failed call
-            self._record(pending, call_record(pending.run.proposal.operator, *messages, None,
-                                              self.ensemble.last_spec, exc.outcome, str(exc)))
+            settled_later = bool(pending.call_ids)  # mid-proposal: the proposal's commit settles it
+            pending.run.on_error(exc, self.ensemble.last_spec)
+            self._record(pending, pending.run.proposal.calls[-1], open_=settled_later)
             self._check_stop()
             return False
         pending.replay_id, self._claim = self._claim, None
@@ -179,12 +180,11 @@ class LLMVariation:
             return self._invalid(pending), pending  # the model's failure: recorded as an invalid child
         return None, pending  # no reply to judge: the engine makes this child with a genetic operator
 
-    def links(self, pending: Pending, cand: Optional[Candidate]) -> list[tuple[int, Optional[Candidate], str]]:
-        """(call id, candidate, final outcome) for the commit that settles the proposal's calls."""
-        outcomes = [c["outcome"] for c in pending.run.proposal.calls]
-        child = cand if cand is not None else None
-        return [(cid, child, "child" if outcome == "ok" and child is not None and child.status != "invalid"
-                 else outcome) for cid, outcome in zip(pending.call_ids, outcomes)]
+    def links(self, pending: Pending, cand: Optional[Candidate]) -> list[tuple]:
+        """(call id, candidate, final outcome, error) for the commit that settles the proposal's calls."""
+        made = cand is not None and cand.status != "invalid"
+        return [(cid, cand, "child" if call["outcome"] == "ok" and made else call["outcome"], call["error"])
+                for cid, call in zip(pending.call_ids, pending.run.proposal.calls)]
 
     # ------------------------------------------------------------------ internals
     def _candidate(self, engine, pending: Pending) -> Candidate:
@@ -218,7 +218,7 @@ class LLMVariation:
                          operator=proposal.operator, operator_params={**proposal.params, "error": proposal.error},
                          model=proposal.model, status="invalid", created_at=time.time(), timings={})
 
-    def _record(self, pending: Pending, record: dict, replay_id: Optional[int] = None) -> None:
+    def _record(self, pending: Pending, record: dict, replay_id: Optional[int] = None, open_: bool = True) -> None:
         """The call, written now (open until its candidate is committed); a replay is already there."""
         if record.get("cached") and replay_id is not None:
             pending.call_ids.append(replay_id)
@@ -226,7 +226,8 @@ class LLMVariation:
         call = LLMCall(provider=record["provider"] or "?", model=record["model"] or "?", operator=record["operator"],
                        parent_ids=list(pending.entry["parents"]), prompt=record["prompt"],
                        reply=record["reply"] or "", tokens_in=record["tokens_in"], tokens_out=record["tokens_out"],
-                       cost_usd=record["cost_usd"], latency_s=record["latency_s"], outcome=f"open:{record['outcome']}",
+                       cost_usd=record["cost_usd"], latency_s=record["latency_s"],
+                       outcome=f"open:{record['outcome']}" if open_ else record["outcome"],
                        error=record["error"], created_at=time.time())
         pending.call_ids.append(self.db.add_llm_call(call))
         self.claimed.add(call.id)  # only a reply paid for by an earlier process is ever replayed

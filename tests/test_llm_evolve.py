@@ -66,7 +66,7 @@ def answer(prompt: str, body_for) -> str:
 class Answers:
     """Stands in for FakeLLMServer.replies: the handler records the request, then takes a reply here."""
 
-    def __init__(self, server: FakeLLMServer, body_for=None, hang: bool = False, tokens: tuple[int, int] = (11, 7),
+    def __init__(self, server: FakeLLMServer, body_for=None, hang: bool = False, tokens: tuple[int, int] | None = None,
                  script: list | None = None):
         self.server, self.hang, self.tokens = server, hang, tokens
         self.script = list(script or [])  # Replies (or "garbage") for the first requests, then real answers
@@ -93,9 +93,8 @@ class Answers:
                 prompt = "\n".join(m["content"] for m in request.body["messages"] if m["role"] == "user")
                 text = answer(prompt, self.body_for)
             self.answered += 1
-        if request.path.endswith("/messages"):
-            return anthropic_reply(text, *self.tokens)
-        return openai_reply(text, *self.tokens)
+        usage = dict(zip(("tokens_in", "tokens_out"), self.tokens)) if self.tokens else {}
+        return (anthropic_reply if request.path.endswith("/messages") else openai_reply)(text, **usage)
 
 
 @pytest.fixture
@@ -205,6 +204,7 @@ def test_policy_violation_rejected_never_run(tmp_path, server):
     assert {c.child_id for c in calls} <= {c.id for c in llm_children}
     assert len(calls) == 3 * len(llm_children)  # the first request and two repair rounds each
     assert "Why it failed" in calls[1].prompt and "import of `os`" in calls[1].prompt
+    assert "(the line: `import os`)" in calls[1].prompt  # the rendered file's line numbers, quoted
     assert not marker.exists()
     assert "Traceback" not in output(proc)
 

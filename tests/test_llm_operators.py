@@ -211,3 +211,33 @@ def test_registered_operators():
     assert sorted(LLM_OPERATORS) == ["llm_crossover", "llm_edit", "llm_rewrite"]
     with pytest.raises(ValueError, match="unknown LLM operator"):
         propose("llm_mutate", "code", context(), None, random.Random(0))
+
+
+def test_a_python_child_gets_its_own_docstring_not_its_ancestors():
+    from synth.llm_operators import check_reply
+
+    parent = Program.from_text(PARENT_PROGRAM).render(title="synth mqar candidate, operator mutate_node")
+    ctx = context(source=parent)
+    line = "                p.add_(scale(sign(s0), -0.01))"
+    assert line in parent.splitlines()
+    reply = ("NAME: bigger step\nDESCRIPTION: Twice the step.\n<<<<<<< SEARCH\n"
+             f"{line}\n=======\n{line.replace('0.01', '0.02')}\n>>>>>>> REPLACE\n")
+    _, source = check_reply("edit", "code", ctx, reply, title="synth mqar candidate, operator llm_edit")
+    assert "operator llm_edit" in source and "mutate_node" not in source and "0.02" in source
+    assert "update = scale(sign(s0), -0.01)" not in source  # the ancestor's program text went with its docstring
+
+
+def test_a_policy_error_quotes_the_line_the_model_never_saw():
+    from synth.llm_operators import Rejected, check_reply
+
+    reply = f"```python\nimport os\n{GOOD_FILE}```\n"
+    with pytest.raises(Rejected, match=r"line 1: \[import\].*\(the line: `import os`\)"):
+        check_reply("rewrite", "code", context(), reply)
+
+
+def test_the_models_name_and_description_are_kept():
+    from synth.llm_operators import rationale
+
+    assert rationale("**NAME:** sign momentum\nDESCRIPTION: Adam's moments, sign update.\n```program\nx\n```") == (
+        "sign momentum", "Adam's moments, sign update.")
+    assert rationale("no rationale here\n<<<<<<< SEARCH\nNAME: inside code\n") == (None, None)

@@ -30,11 +30,12 @@ def test_every_operator_and_level_renders(operator, level):
     assert "Submission" in system and "$" not in user.replace("$$", "")
     assert "mqar" in user and "0.9123" in user and "50: 0.25\n100: 0.5" in user
     assert "import os is not allowed" in user
-    if level == "program":
-        assert "ema(s0, g, 0.9)" in user and "VOCAB" in user and "SEED-ADAM" in user
-        assert "PARENT-SOURCE" not in user
+    if level == "program":  # the language, vocabulary and examples are static: in the system prompt
+        assert "ema(s0, g, 0.9)" in user and "VOCAB" in system and "SEED-ADAM" in system
+        assert "PARENT-SOURCE" not in user and "VOCAB" not in user
     else:
-        assert "PARENT-SOURCE" in user and "VOCAB" not in user
+        assert "PARENT-SOURCE" in user and "VOCAB" not in system + user
+    assert "step(self, closure=None)" in system and "takes no closure" not in system
     if operator == "edit":
         assert "<<<<<<< SEARCH" in user and ">>>>>>> REPLACE" in user
     if operator == "crossover":
@@ -77,6 +78,16 @@ def test_program_level_uses_the_real_vocabulary_and_seeds():
     pytest.importorskip("primitives.seeds")
     from primitives.seeds import SEED_PROGRAMS
 
-    _, user = render("rewrite", context(vocabulary=None, seeds=None), "program")
-    assert "ema(Tensor, Tensor, Beta) -> Tensor" in user and "g : Tensor (the gradient)" in user
-    assert all(text.strip().splitlines()[0] in user for text in SEED_PROGRAMS.values())
+    system, _ = render("rewrite", context(vocabulary=None, seeds=None), "program")
+    assert "ema(Tensor, Tensor, Beta) -> Tensor" in system and "g : Tensor (the gradient)" in system
+    assert all(text.strip().splitlines()[0] in system for text in SEED_PROGRAMS.values())
+
+
+def test_the_prompt_gives_the_true_horizon_the_fitness_and_earlier_attempts():
+    ctx = context(max_steps=100, benchmark_steps=400, fitness_formula="FORMULA-TEXT",
+                  attempts=["candidate 12 from 7 by llm_edit 'nesterov': fitness 0.9 (+0.0100 vs its parent)"])
+    _, user = render("edit", ctx, "code")
+    assert "for 100 steps" in user and "trains for 400" in user and "FORMULA-TEXT" in user
+    assert "- candidate 12 from 7 by llm_edit 'nesterov'" in user
+    _, user = render("edit", context(max_steps=400, benchmark_steps=400), "code")
+    assert "400 steps, the benchmark's own horizon" in user

@@ -128,12 +128,14 @@ class LLMEnsemble:
     # ------------------------------------------------------------------ one call in three steps
     def prepare(self, system: str, user: str, rng: random.Random) -> Ticket:
         """Pick a model and reserve the call's worst case; BudgetExhausted if it does not fit."""
-        if self.exhausted:
+        if not self.enabled:
             raise BudgetExhausted(self.stop_reason)
         spec = self.last_spec = self.pick(rng)
         cached = self.cache(spec, system, user) if self.cache is not None else None
-        if cached is not None:
+        if cached is not None:  # paid for already: replayed even when the budget is spent
             return Ticket(spec, system, user, 0, 0.0, cached)
+        if self.exhausted:
+            raise BudgetExhausted(self.stop_reason)
         try:
             provider = self._provider(spec)  # made here, on the caller's thread, once per spec
         except LLMUnavailable as exc:
