@@ -110,6 +110,8 @@ def eval_file(
             table.add_row("curve", "  ".join(f"{p.step}:{p.metric:.4g}" for p in result.curve))
             table.add_row("training wall time", f"{result.training_wall_time_s:.2f} s")
             table.add_row("candidate total", f"{result.total_s:.2f} s")
+        if result.isolation:
+            table.add_row("isolation", result.isolation)
         console.print(table)
     if result.outcome != "ok":
         reason = (result.error or result.outcome).strip().splitlines()

@@ -1,7 +1,8 @@
 """What isolation costs: synth's per-candidate time in a warm worker vs the bare loop's training time.
 
 For single_ar and mqar, scores the AdamW reference N times (a) in-process with the bare loop and
-(b) through a warm Sandbox (policy check, request, fork, confinement, exec, training, report).
+(b) through a warm Sandbox (policy check, request, a fork of the jailed host, confinement, the
+loop in the trusted worker with each step in the jail, report).
 Prints the medians and their ratio. Usage: python bench/eval_overhead.py [--runs 5]
 """
 

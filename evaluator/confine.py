@@ -1,135 +1,148 @@
-"""What a candidate's process may not do, enforced by the OS and by the interpreter.
+"""What a candidate's process may do, enforced by the kernel (seccomp, rlimits), not by Python.
 
-The static policy (evaluator/policy.py) rejects most hostile files before they run; this is the
-second layer, for what slips past it. Applied in the forked child, after fork and before the
-candidate's code is executed: limits, a private scratch directory, closed stdio, and an audit
-hook that cannot be removed once installed.
+These run inside the jail (evaluator/jail.py starts it under bubblewrap), on our own code, before
+any candidate code: `host_filter` once in the candidate host, `candidate_filter` and
+`limit_resources` in each candidate's fork. Seccomp filters stack and can never be removed, so a
+candidate that rewrites every Python object in its process still cannot open a socket, join a
+namespace, trace or signal another process, start a program or fork a daemon.
+
+The audit hook at the end is not a wall: a candidate can switch it off. It only turns the most
+common mistakes into a friendly `rejected: sandbox blocked ...` instead of an `Operation not
+permitted` traceback from the kernel.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import resource
 import signal
 import sys
 
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
+OUTPUT_LIMIT_BYTES = 4 * 2**20  # what a candidate may print or write to one file
+OPEN_FILES_LIMIT = 64
+PROCESS_LIMIT = 256  # threads included; fork is refused by seccomp in any case
+CLONE_THREAD = 0x00010000
+# CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 
-OUTPUT_LIMIT_BYTES = 4 * 2**20  # what a candidate may print: enough for a traceback, not a flood
-
-# Audit events (https://docs.python.org/3/library/audit_events.html) a step never needs.
-BLOCKED_EVENTS = (
-    "socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-    "os.forkpty", "os.kill", "os.killpg", "os.putenv", "os.unsetenv", "os.remove", "os.rename",
-    "os.rmdir", "os.symlink", "os.link", "os.truncate", "os.chmod", "os.chown", "shutil.",
-    "ctypes.", "sys._current_frames", "sys.settrace", "sys.setprofile",
-    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "urllib.", "http.client.",
-    "ftplib.", "smtplib.", "webbrowser.", "pty.", "sys.remote_exec",
+# Refused everywhere in the jail: escapes, kernel attack surface, other processes, the network.
+DENIED_EVERYWHERE = (
+    "setns", "unshare", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
+    "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "ptrace", "process_vm_readv",
+    "process_vm_writev", "kcmp", "pidfd_getfd", "kexec_load", "kexec_file_load", "reboot",
+    "init_module", "finit_module", "delete_module", "bpf", "perf_event_open", "userfaultfd",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl", "add_key", "request_key",
+    "acct", "swapon", "swapoff", "quotactl", "name_to_handle_at", "open_by_handle_at",
+    "sethostname", "setdomainname", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
+    "syslog", "vhangup", "socket", "socketpair", "execve", "execveat",
+)
+# Refused in a candidate's process on top: no new processes, no signals to anyone, no new
+# process groups or sessions (so killing its group kills everything it is), no anonymous files.
+DENIED_TO_CANDIDATES = (
+    "fork", "vfork", "kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+    "pidfd_open", "pidfd_send_signal", "setsid", "setpgid", "memfd_create", "memfd_secret",
 )
 
 
-PR_SET_PDEATHSIG = 1
+_SECCOMP: list = []
 
 
-def die_with_parent() -> None:
-    """Linux: get SIGKILL when the parent dies, so no worker or candidate outlives whoever ran it."""
+def load_seccomp():
+    """pyseccomp (libseccomp) is found by path: the jail has no ldconfig for ctypes to ask."""
+    if _SECCOMP:
+        return _SECCOMP[0]
+    import ctypes.util
+
+    known = {"seccomp": os.environ.get("SYNTH_LIBSECCOMP"), "c": os.environ.get("SYNTH_LIBC")}
+    original = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: known.get(name) or original(name)
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the engine's timeouts still bound every candidate
+        import pyseccomp
+    except (ImportError, RuntimeError, OSError):  # no libseccomp on this host: said in the isolation line
+        pyseccomp = None
+    finally:
+        ctypes.util.find_library = original
+    _SECCOMP.append(pyseccomp)
+    return pyseccomp
 
 
-class SandboxViolation(PermissionError):
-    """Raised inside the candidate when it reaches for something a step never needs."""
-
-
-violations: list[str] = []
-
-
-def isolate_network() -> str:
-    """Moves this process into an empty network namespace (no interfaces, not even loopback up).
-
-    Called once, in the worker, before any thread exists (user namespaces need a single thread).
-    Returns how the network is cut off, for the record.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    for flags, how in ((CLONE_NEWNET, "netns"), (CLONE_NEWUSER | CLONE_NEWNET, "userns+netns")):
-        if libc.unshare(flags) == 0:
-            return how
-    return "audit-hook"  # no namespaces here: sockets are still refused by the audit hook below
-
-
-CANDIDATE_FILENAME = "submission.py"  # what the worker compiles the candidate's source as
-
-
-def _audit(scratch: str):
-    scratch = os.path.realpath(scratch)
-    inside = [False]
-
-    def candidate_calls() -> bool:
-        """Torch's own code takes frames (manual_seed formats a stack); only the candidate may not."""
-        inside[0] = True
+def _filter(names: tuple[str, ...], threads_only: bool):
+    seccomp = load_seccomp()
+    if seccomp is None:
+        return None
+    f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    deny = seccomp.ERRNO(errno.EPERM)
+    for name in names:
         try:
-            return sys._getframe(2).f_code.co_filename == CANDIDATE_FILENAME
-        finally:
-            inside[0] = False
-
-    def hook(event: str, args: tuple) -> None:
-        if inside[0]:
-            return
-        if event == "open":
-            _check_open(args, scratch)
-            return
-        if event == "sys._getframe" and not candidate_calls():
-            return
-        if event == "sys._getframe" or event.startswith(BLOCKED_EVENTS):
-            message = f"sandbox blocked {event}"
-            violations.append(message)
-            raise SandboxViolation(message)
-
-    return hook
+            f.add_rule(deny, name)
+        except (RuntimeError, ValueError, OSError):
+            pass  # a call this kernel/architecture does not have
+    # clone3 hides its flags in memory seccomp cannot read: make libc fall back to clone().
+    f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    for bit in NAMESPACE_FLAGS:  # a clone into any new namespace
+        f.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, bit, bit))
+    if threads_only:  # a clone without CLONE_THREAD is a new process
+        f.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
+    return f
 
 
-def _check_open(args: tuple, scratch: str) -> None:
-    path, mode, flags = (tuple(args) + (None, None, None))[:3]
-    if not isinstance(path, (str, bytes)):
-        return  # an already-open file descriptor
-    path = os.fsdecode(path)
-    real = os.path.realpath(path)
-    writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-        isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC))
-    parts = real.split("/")
-    other_process = len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and int(parts[2]) != os.getpid()
-    if other_process or (writing and not (real == scratch or real.startswith(scratch + os.sep))):
-        message = f"sandbox blocked open({path!r}, {'write' if writing else 'read'})"
-        violations.append(message)
-        raise SandboxViolation(message)
+def host_filter() -> bool:
+    """The candidate host: it forks candidates and signals them, nothing else beyond a step's needs.
+    False where this host has no libseccomp (the jail's isolation line then says so)."""
+    f = _filter(DENIED_EVERYWHERE, threads_only=False)
+    if f is not None:
+        f.load()
+    return f is not None
 
 
-def confine_child(scratch: str, memory_mb: int | None) -> None:
-    """Limits for one candidate: its own process group, memory and output caps, no stdio, the hook."""
-    os.setpgid(0, 0)  # the worker kills the whole group on timeout
-    die_with_parent()
-    os.chdir(scratch)
+def candidate_filter() -> None:
+    """A candidate's process: the host's filter plus no processes, no signals, no new groups."""
+    f = _filter(DENIED_EVERYWHERE + DENIED_TO_CANDIDATES, threads_only=True)
+    if f is not None:
+        f.load()
+
+
+def limit_resources(memory_mb: int | None) -> None:
+    """Address space on top of what the process holds now, file size (tmpfs included), files, tasks."""
     if memory_mb:
-        current = _virtual_memory_bytes()
-        cap = current + memory_mb * 2**20
+        cap = _virtual_memory_bytes() + memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_LIMIT_BYTES, OUTPUT_LIMIT_BYTES))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long write fails instead of killing us silently
-    log = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    os.close(devnull)
-    sys.stdout = open(1, "w", closefd=False, buffering=1)
-    sys.stderr = open(2, "w", closefd=False, buffering=1)
-    sys.addaudithook(_audit(scratch))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES_LIMIT, OPEN_FILES_LIMIT))
+    resource.setrlimit(resource.RLIMIT_NPROC, (PROCESS_LIMIT, PROCESS_LIMIT))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long write fails instead of killing silently
+
+
+def close_other_fds(keep: set[int]) -> None:
+    """Every inherited descriptor but stdio and `keep` (its channel and shared file)."""
+    low = 3
+    for fd in sorted(keep) + [1 << 20]:
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+
+
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(os.environ.get("SYNTH_LIBC") or None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux
+
+
+def die_with_parent() -> None:
+    """SIGKILL when the parent dies, so nothing outlives whoever started it."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def undumpable() -> None:
+    """Other processes of the same uid may not open this one's /proc/PID/mem, environ or fds."""
+    _prctl(PR_SET_DUMPABLE, 0)
 
 
 def _virtual_memory_bytes() -> int:
@@ -140,34 +153,41 @@ def _virtual_memory_bytes() -> int:
     return 0
 
 
-# What the harness relies on and a step must leave alone. Compared by identity before and after a run.
-def _watched() -> dict[str, object]:
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from evaluator import tracks
-
-    watched = {
-        "torch.nn.functional.mse_loss": F.mse_loss, "torch.nn.functional.cross_entropy": F.cross_entropy,
-        "torch.softmax": torch.softmax, "torch.nn.Module.__call__": nn.Module.__call__,
-        "torch.Tensor.backward": torch.Tensor.backward, "torch.Tensor.argmax": torch.Tensor.argmax,
-        "torch.Tensor.item": torch.Tensor.item, "torch.optim.Optimizer.zero_grad": torch.optim.Optimizer.zero_grad,
-        "torch.nn.MultiheadAttention.forward": nn.MultiheadAttention.forward,
-        "torch.nn.Embedding.forward": nn.Embedding.forward, "torch.nn.Linear.forward": nn.Linear.forward,
-    }
-    for name in ("AttentionRegressor", "AssociativeRecall"):
-        cls = getattr(tracks, name)
-        watched[f"{name}.forward"] = cls.forward
-        watched[f"{name} attributes"] = tuple(sorted(vars(cls)))
-    return watched
+# ------------------------------------------------------------------ friendly early errors
+BLOCKED_EVENTS = (
+    "socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+    "os.forkpty", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym", "sys._current_frames",
+    "sys.settrace", "sys.setprofile", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    "urllib.", "http.client.", "ftplib.", "smtplib.", "webbrowser.", "pty.", "sys.remote_exec",
+)
+violations: list[str] = []
 
 
-def integrity_snapshot() -> dict[str, object]:
-    return _watched()
+class SandboxViolation(PermissionError):
+    """Raised inside the candidate when it reaches for something a step never needs."""
 
 
-def integrity_changes(before: dict[str, object]) -> list[str]:
-    """Names of what the run changed: patched harness functions, new attributes on the model classes."""
-    after = integrity_snapshot()
-    return [name for name, value in before.items() if not (value is after[name] or value == after[name])]
+def friendly_audit_hook(scratch: str) -> None:
+    """Names the first forbidden thing a candidate reached for; the kernel refuses it regardless."""
+    scratch = os.path.realpath(scratch)
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, None))[:3]
+            if not isinstance(path, (str, bytes)):
+                return
+            real = os.path.realpath(os.fsdecode(path))
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC))
+            if writing and not (real == scratch or real.startswith(scratch + os.sep)):
+                _refuse(f"sandbox blocked open({os.fsdecode(path)!r}, write)")
+            return
+        if event.startswith(BLOCKED_EVENTS):
+            _refuse(f"sandbox blocked {event}")
+
+    sys.addaudithook(hook)
+
+
+def _refuse(message: str) -> None:
+    violations.append(message)
+    raise SandboxViolation(message)

@@ -36,14 +36,18 @@ def evaluate(model: torch.nn.Module, data: TrackData) -> tuple[float, float]:
 
 
 def noisy_gradients(model: torch.nn.Module, gen: torch.Generator) -> None:
-    """Replaces every gradient by Gaussian noise of the same norm: a compliance probe, never used to score.
+    """Replaces every gradient by Gaussian noise of the same norm and the same zeros: a compliance
+    probe, never used to score.
 
     An optimizer that still drives the eval metric down without real gradients is not learning
-    from the data it was given (the seed-1729 teacher reconstruction is the textbook case).
+    from the data it was given (the seed-1729 teacher reconstruction is the textbook case). The
+    noise keeps each gradient's sparsity (embedding rows no batch touched stay zero), so an
+    optimizer cannot tell the probe from a real run by how dense its gradients are.
     """
     for p in model.parameters():
         if p.grad is not None:
-            noise = torch.randn(p.grad.shape, generator=gen, dtype=p.grad.dtype)
+            noise = torch.randn(p.grad.shape, generator=gen, dtype=p.grad.dtype, device=p.grad.device)
+            noise = noise * (p.grad != 0)
             p.grad = noise * (p.grad.norm() / noise.norm().clamp_min(1e-12))
 
 

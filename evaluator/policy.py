@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-DEFAULT_ALLOWED_IMPORTS = ("torch", "math")
+# torch and math, and the standard library's pure-computation helpers an optimizer may reasonably use
+DEFAULT_ALLOWED_IMPORTS = ("torch", "math", "copy", "functools", "itertools", "collections", "dataclasses",
+                           "typing", "operator", "numbers", "enum", "abc")
 CONTRACT = "the harness calls Submission(model.parameters()) with no other argument"
 BENCHMARK_SEEDS = {1729: "teacher", 271828: "train data", 161803: "eval data",
                    141421: "batch indices", 314159: "student"}
@@ -91,6 +93,9 @@ PLAIN_VALUES = frozenset({  # torch/math attributes that are values, not patchab
     "float16", "bfloat16", "float32", "float64", "half", "float", "double", "int8", "int16", "int32",
     "int64", "long", "int", "bool", "uint8", "complex64", "complex128", "preserve_format",
     "contiguous_format", "channels_last", "inf", "nan", "pi", "e", "tau"})
+# Names a file may use for its own things (a helper method, a local, an attribute on self): harmless
+# there, and only flagged where they can mean torch's or the interpreter's.
+OWN_NAMES_ALLOWED = frozenset({"input", "seed", "get_state", "set_state", "dump", "vars", "compile"})
 FORMAT_GADGET = re.compile(r"\{[^{}]*\.\s*_")  # "{0.__class__}".format(x) reads attributes
 
 OPTIMIZER_CLASSES = frozenset({
@@ -172,11 +177,21 @@ def _is_super_call(node: ast.AST) -> bool:
 
 
 def _fold(node: ast.AST, depth: int = 0):
-    """Constant-folds small int/str arithmetic (1728 + 1, '17' + '29'); None if not constant."""
+    """Constant-folds small int/str arithmetic (1728 + 1, 12**3 + 1, '17' + '29'); None if not constant."""
     if depth > 50:
         return None
     if isinstance(node, ast.Constant) and type(node.value) in (int, str):
         return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Invert)):
+        a = _fold(node.operand, depth + 1)
+        if type(a) is int:
+            return -a if isinstance(node.op, ast.USub) else (~a if isinstance(node.op, ast.Invert) else a)
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        a, b = _fold(node.left, depth + 1), _fold(node.right, depth + 1)
+        if type(a) is int and type(b) is int and 0 <= b <= 64 and abs(a) < 2**20 and (abs(a) <= 1 or b * abs(a).bit_length() <= 64):
+            return a**b
+        return None
     if isinstance(node, ast.BinOp):
         a, b = _fold(node.left, depth + 1), _fold(node.right, depth + 1)
         if type(a) is int and type(b) is int and abs(a) < 2**40 and abs(b) < 2**40:
@@ -224,6 +239,8 @@ class _Checker(ast.NodeVisitor):
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 self.bound.add(node.name)
         self.foreign = self._foreign_names()
+        self.defined_members = {s.name for c in self.classes.values() for s in c.body
+                                if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
     # -------------------------------------------------------------- bookkeeping
     def report(self, node: ast.AST, rule: str, message: str) -> None:
@@ -305,7 +322,9 @@ class _Checker(ast.NodeVisitor):
         return False
 
     def check_attr_name(self, node: ast.AST, attr: str, owner: ast.AST | None) -> None:
-        if self.check_name(node, attr, "attribute"):
+        own = attr in OWN_NAMES_ALLOWED and owner is not None and (
+            self.is_own(_root(owner)) or attr in self.defined_members)
+        if not own and self.check_name(node, attr, "attribute"):
             return
         if _is_dunder(attr) and attr not in HARMLESS_DUNDERS:
             base_init = attr in ALLOWED_DUNDER_DEFS and owner is not None and (
@@ -368,7 +387,8 @@ class _Checker(ast.NodeVisitor):
     # -------------------------------------------------------------- names and attributes
     def visit_Name(self, node: ast.Name) -> None:
         name = node.id
-        if self.check_name(node, name, "name"):
+        own = name in OWN_NAMES_ALLOWED and name in self.bound
+        if not own and self.check_name(node, name, "name"):
             return
         if name in REFLECTION:
             self.report(node, "introspection", f"`{name}` may only be called directly with a constant name")
@@ -425,6 +445,10 @@ class _Checker(ast.NodeVisitor):
             self.report(node, "dunder", "format string reads private attributes (`{x.__...}`)")
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
+        self.check_seed(node, _fold(node))
+        self.generic_visit(node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
         self.check_seed(node, _fold(node))
         self.generic_visit(node)
 

@@ -96,6 +96,11 @@ class LocalPool(Backend):
     def size(self) -> int:
         return len(self.slots)
 
+    @property
+    def isolation(self) -> str | None:
+        """What confines candidates, in words, once a worker has started (they all share one host)."""
+        return next((slot.isolation for slot in self.slots if slot.isolation), None)
+
     def _with_slot(self, fn, *args):
         slot = self.free.get()
         try:

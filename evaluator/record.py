@@ -54,6 +54,7 @@ class EvalResult(BaseModel):
     gate_step: Optional[int] = None  # fidelity cascade: the step whose eval metric gated the run
     gate_metric: Optional[float] = None  # the eval metric at gate_step
     gated_out: bool = False  # stopped at gate_step: this is the record of a gate_step-step run
+    isolation: Optional[str] = None  # what confined the candidate's process (evaluator/jail.py), in words
 
     @property
     def scored(self) -> bool:

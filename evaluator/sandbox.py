@@ -1,10 +1,11 @@
 """The engine's handle on one warm worker: send a candidate's source, get a recorded outcome back.
 
-Candidate code never runs in the engine's process. The worker is started with a minimal,
-allowlisted environment (no API keys, tokens or secrets can be inherited), cut off from the
-network, in its own session; each candidate then runs in a fork of it (evaluator/worker.py).
-If the worker itself dies or stops answering, it is killed and replaced; the candidate gets a
-`crash` or `timeout` outcome, and the engine carries on.
+Candidate code never runs in the engine's process, nor in the worker's: the worker (trusted,
+evaluator/worker.py) runs the benchmark's loop and steps each candidate's optimizer in a jailed
+process of its own (evaluator/jail.py). The worker is started with a minimal, allowlisted
+environment, so not even the jail's parent holds the engine's keys. If the worker dies or stops
+answering, it is killed and replaced; the candidate gets a `crash` or `timeout` outcome, and the
+engine carries on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 DEFAULT_TIMEOUT_S = {"random_teacher": 1200.0, "single_ar": 60.0, "mqar": 60.0}
 PROBE_TIMEOUT_S = 10.0
+MAX_ANSWER_BYTES = 16 << 20
 WORKER_GRACE_S = 120.0  # on top of a candidate's limit: data building, fork, reporting
 
 
@@ -36,7 +38,9 @@ WORKER_GRACE_S = 120.0  # on top of a candidate's limit: data building, fork, re
 class Limits:
     timeout_s: float | None = None  # None: the track's default
     memory_mb: int | None = 4096  # address space a candidate may add on top of the worker's
-    check_policy: bool = True  # False only for tests that probe the second layer on its own
+    # False only for tests that probe the operating system's wall on its own: it switches off both
+    # friendly layers, the static policy and the audit hook in the candidate's process
+    check_policy: bool = True
 
     def timeout_for(self, track: str) -> float:
         return self.timeout_s if self.timeout_s is not None else DEFAULT_TIMEOUT_S[track]
@@ -63,7 +67,7 @@ class Sandbox:
         self.limits = limits
         self.device = device
         self.proc: subprocess.Popen | None = None
-        self.network: str | None = None
+        self.isolation: str | None = None  # what confines candidates on this worker, in words
         self.restarts = 0
         self.interrupted = False
 
@@ -81,12 +85,13 @@ class Sandbox:
         timeout = self.limits.timeout_for(track)
         request = dict(op="eval", source=source, track=track, steps=steps, seed_set=seed_set,
                        submission=submission, timeout_s=timeout, memory_mb=self.limits.memory_mb,
+                       friendly=self.limits.check_policy,
                        gradient_noise_seed=gradient_noise_seed, gate_step=gate_step, gate_threshold=gate_threshold)
         payload = self._ask(request, timeout + WORKER_GRACE_S)
         if payload.get("outcome", "ok") != "ok" or "track" not in payload:
             return EvalResult(**base, outcome=payload.get("outcome", "crash"), error=payload.get("error"),
-                              total_s=payload.get("total_s", float("nan")))
-        return EvalResult.model_validate(payload)
+                              total_s=payload.get("total_s", float("nan")), isolation=self.isolation)
+        return EvalResult.model_validate({**payload, "isolation": self.isolation})
 
     def probe(self, source: str) -> ProbeResult:
         """A few steps on a tiny problem: is the candidate alive, and what does it compute?"""
@@ -94,7 +99,8 @@ class Sandbox:
         if rejection:
             return ProbeResult(None, rejection)
         payload = self._ask(dict(op="probe", source=source, timeout_s=PROBE_TIMEOUT_S,
-                                 memory_mb=self.limits.memory_mb), PROBE_TIMEOUT_S + WORKER_GRACE_S)
+                                 memory_mb=self.limits.memory_mb, friendly=self.limits.check_policy),
+                            PROBE_TIMEOUT_S + WORKER_GRACE_S)
         if payload.get("outcome", "ok") != "ok":
             return ProbeResult(None, f"{payload.get('outcome', 'crash')}: {payload.get('error')}")
         return ProbeResult(payload.get("fingerprint"), payload.get("probe_error"))
@@ -143,7 +149,10 @@ class Sandbox:
             [sys.executable, "-m", "evaluator.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=clean_environment(self.device), cwd="/", start_new_session=True)
         hello = self._exchange({"op": "ping"}, 300.0)
-        self.network = hello.get("network")
+        if not hello.get("ok"):
+            self.close()
+            raise RuntimeError(f"the sandbox cannot start: {hello.get('error')}")
+        self.isolation = hello.get("isolation")
 
     def _ask(self, request: dict, deadline_s: float) -> dict:
         """Sends a request. A worker that died under it is replaced and the request re-queued once;
@@ -174,10 +183,16 @@ class Sandbox:
         ready, _, _ = select.select([fd], [], [], deadline_s)
         if not ready:
             raise WorkerDied(f"no answer within {deadline_s:g} s")
-        line = self.proc.stdout.readline()
+        line = self.proc.stdout.readline(MAX_ANSWER_BYTES)
         if not line:
             raise WorkerDied(f"the worker process exited ({self.proc.wait()})")
-        return json.loads(line)
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            raise WorkerDied("the worker sent a malformed reply") from None
+        if not isinstance(answer, dict):
+            raise WorkerDied("the worker sent a malformed reply")
+        return answer
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -7,7 +7,7 @@ generators are drawn from decides the numbers, so do not "tidy" it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Literal
 
 import torch
@@ -28,6 +28,7 @@ class SeedSet:
     batch: int = 141421
     student: int = 314159
     teacher: int = 1729
+    permutation: int | None = None  # task-permutation check: token ids and labels (recall) or the teacher
 
 
 BENCHMARK_SEEDS = SeedSet("benchmark")
@@ -39,10 +40,16 @@ def seed_set(name: str) -> SeedSet:
     These sets change all five seeds at once, so a candidate tuned to the benchmark's data,
     student init, batch order or teacher cannot carry that tuning over. `search-K` sets are what
     `--robust` searches on; `heldout-K` sets are only ever used to check finalists.
+
+    `permuted-S` keeps the benchmark's seeds but relabels the task with a secret S: on the recall
+    tracks every token id and every value label is permuted, on random_teacher the teacher is
+    another one. Learning is unchanged; an answer written in from the public layout is not.
     """
     if name == "benchmark":
         return BENCHMARK_SEEDS
     prefix, _, k = name.partition("-")
+    if prefix == "permuted" and k.isdigit():
+        return SeedSet(name, permutation=int(k))
     if prefix not in ("heldout", "search") or not k.isdigit() or int(k) < 1:
         raise ValueError(f"unknown seed set {name!r}: use 'benchmark', 'heldout-K' or 'search-K' with K >= 1")
 
@@ -227,12 +234,17 @@ def build_track_data(spec: TrackSpec, seeds: SeedSet = BENCHMARK_SEEDS, max_step
     started = time.perf_counter()
     steps = max(spec.max_steps, max_steps or 0)
     if spec.task == "regression":
-        teacher = build_teacher(seeds)
+        teacher_seeds = seeds if seeds.permutation is None else replace(seeds, teacher=seeds.permutation)
+        teacher = build_teacher(teacher_seeds)
         train_x, train_y = teacher_data(teacher, spec.train_samples, seeds.train)
         eval_x, eval_y = teacher_data(teacher, spec.eval_samples, seeds.eval)
     else:
         train_x, train_y = recall_data(spec.train_samples, seeds.train, spec.num_queries)
         eval_x, eval_y = recall_data(spec.eval_samples, seeds.eval, spec.num_queries)
+        if seeds.permutation is not None:
+            gen = generator(seeds.permutation)
+            tokens, labels = torch.randperm(VOCAB, generator=gen), torch.randperm(NUM_VALUES, generator=gen)
+            train_x, eval_x, train_y, eval_y = tokens[train_x], tokens[eval_x], labels[train_y], labels[eval_y]
     batch_indices = torch.randint(0, spec.train_samples, (steps, spec.batch_size), generator=generator(seeds.batch))
     return TrackData(spec, seeds, train_x, train_y, eval_x, eval_y, batch_indices,
                      build_seconds=time.perf_counter() - started)

@@ -55,7 +55,7 @@ def with_identity(source: str, cand_id: int, track: str, verdict: str, steps: in
 
 def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, assess: bool = True,
                      pool=None, force: bool = False) -> list[Path]:
-    """Verifies, assesses (held-out seeds, gradient dependence, integrity, horizon) and writes the files.
+    """Verifies, assesses (held-out seeds, gradient dependence, task permutation, horizon) and writes the files.
 
     The file written is the scored file with its identity added to the docstring; that file is what
     the verification re-scores."""

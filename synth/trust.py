@@ -5,16 +5,21 @@ re-scores the candidate under changed conditions and gives a named verdict with 
 
 - heldout: all five seeds changed (teacher, student, data, batches), K times; the track's metric
   must stay in range of the search score (a seed-tuned or teacher-reconstructing candidate falls).
-- gradient_dependence: gradients replaced by noise of the same norm; the metric must collapse
-  (an optimizer that learns without gradients is reading something it should not).
-- integrity: the run changed nothing but parameters and the optimizer's own state (patched
-  harness functions are already `rejected` by the sandbox; a touched global RNG is flagged here).
+- gradient_dependence: gradients replaced by noise of the same norm and sparsity; the metric must
+  collapse (an optimizer that learns without gradients is reading something it should not). A
+  noise run that crashes, times out or diverges fails too: it is no evidence either way, and a
+  cheat that recognises the probe would otherwise crash its way through.
+- task_permutation: the benchmark's run with the task relabelled by a secret (token ids and value
+  labels permuted on the recall tracks, another teacher on random_teacher); the metric must stay
+  in range. An optimizer that writes a known answer into the weights (the public token layout,
+  the teacher rebuilt from its seed) falls here, since learning does not depend on the labels.
 - horizon (reported, not enforced): the score at 90% and 110% of the budget, to expose winners
   that only work at exactly 400 steps.
 """
 
 from __future__ import annotations
 
+import secrets
 import statistics
 
 from evaluator.pool import EvalJob
@@ -27,20 +32,27 @@ HELDOUT_ACCURACY_SLACK = 0.10  # held-out accuracy may trail the search accuracy
 HELDOUT_MSE_FACTOR = 10.0  # held-out MSE may exceed the search MSE by this factor (teachers differ)
 
 
-def plan(source: str, track: str, steps: int | None, k: int) -> dict[str, EvalJob]:
-    """The extra runs an assessment needs, keyed by what they are for."""
+def plan(source: str, track: str, steps: int | None, k: int, secret: int | None = None) -> dict[str, EvalJob]:
+    """The extra runs an assessment needs, keyed by what they are for. `secret` relabels the task for
+    the permutation check (a fresh random one when not given; a run keeps its own)."""
     budget = steps or get_track(track).max_steps
+    secret = secret if secret is not None else new_secret()
     jobs = {f"heldout-{i}": EvalJob(source, track, steps=steps, seed_set=f"heldout-{i}") for i in range(1, k + 1)}
     jobs["noise"] = EvalJob(source, track, steps=steps, gradient_noise_seed=NOISE_SEED)
+    jobs["permuted"] = EvalJob(source, track, steps=steps, seed_set=f"permuted-{secret}")
     for factor in (0.9, 1.1):
         jobs[f"horizon-{round(budget * factor)}"] = EvalJob(source, track, steps=round(budget * factor))
     return jobs
 
 
+def new_secret() -> int:
+    return secrets.randbelow(2**31 - 1) + 1
+
+
 def assess(pool, source: str, track: str, search: EvalResult, steps: int | None = None,
-           k: int = 3) -> tuple[dict, dict[str, EvalResult]]:
+           k: int = 3, secret: int | None = None) -> tuple[dict, dict[str, EvalResult]]:
     """Runs the checks on the pool; returns (verdicts, the raw results by job name)."""
-    jobs = plan(source, track, steps, k)
+    jobs = plan(source, track, steps, k, secret)
     results = dict(pool.evaluate_many(jobs.items()))
     return verdicts(track, search, results), results
 
@@ -67,7 +79,10 @@ def verdicts(track: str, search: EvalResult, results: dict[str, EvalResult]) -> 
 
     noise = results.get("noise")
     if noise is None or noise.outcome != "ok":
-        out["gradient_dependence"] = {"verdict": "pass", "evidence": f"with noise gradients the run ended {noise.outcome if noise else 'missing'}"}
+        out["gradient_dependence"] = {
+            "verdict": "fail",
+            "evidence": f"with noise gradients the run ended {noise.outcome if noise else 'missing'}, so nothing "
+                        f"shows that it learns from its gradients"}
     else:
         nm = noise.final_metric()
         learns_without_gradients = nm <= base * 2 if regression else nm >= max(0.1, 0.5 * base)
@@ -75,10 +90,16 @@ def verdicts(track: str, search: EvalResult, results: dict[str, EvalResult]) -> 
             "verdict": "fail" if learns_without_gradients else "pass",
             "evidence": f"real gradients: {base:.4g}; noise gradients: {nm:.4g}"}
 
-    out["integrity"] = {
-        "verdict": "fail" if search.global_rng_used else "pass",
-        "evidence": "used or reseeded torch's global RNG during training" if search.global_rng_used
-        else "changed only parameters and its own state (harness functions, model classes, global RNG intact)"}
+    permuted = results.get("permuted")
+    if permuted is None or permuted.outcome != "ok":
+        out["task_permutation"] = {"verdict": "fail", "evidence": f"the relabelled run ended "
+                                                                  f"{permuted.outcome if permuted else 'missing'}"}
+    else:
+        pm = permuted.final_metric()
+        ok = pm <= base * HELDOUT_MSE_FACTOR if regression else pm >= base - HELDOUT_ACCURACY_SLACK
+        what = "another teacher" if regression else "token ids and labels permuted"
+        out["task_permutation"] = {"verdict": "pass" if ok else "fail",
+                                   "evidence": f"benchmark task: {base:.4g}; {what}: {pm:.4g}"}
 
     out["horizon"] = {name.split("-")[1]: describe(r) for name, r in sorted(results.items()) if name.startswith("horizon-")}
     return out
@@ -107,10 +128,15 @@ def assess_and_record(db, pool, cand, k: int = 3) -> dict:
 
     config = db.config()
     search = search_result(db, cand)
-    report, results = assess(pool, cand.source, config["track"], search, steps=config.get("steps"), k=k)
+    secret = db.get_state("permutation_secret")
+    if secret is None:  # one per run, kept secret from candidates (they never see a job or the database)
+        secret = new_secret()
+        db.set_state("permutation_secret", secret)
+    report, results = assess(pool, cand.source, config["track"], search, steps=config.get("steps"), k=k,
+                             secret=secret)
     recorded = {(e.seed_set, e.steps) for e in db.evaluations(candidate_id=cand.id)}
     for name, result in results.items():
-        if name == "noise" or (result.seed_set, result.max_steps) in recorded:
+        if name in ("noise", "permuted") or (result.seed_set, result.max_steps) in recorded:
             continue
         db.add_evaluation(Evaluation(candidate_id=cand.id, track=result.track, seed_set=result.seed_set,
                                      steps=result.max_steps, outcome=result.outcome, fitness=fitness(result),

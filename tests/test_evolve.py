@@ -93,7 +93,7 @@ def test_export_rescores_and_matches_the_database(run_dir, tmp_path):
     record = json.loads((out / "lineage.json").read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
     assert record["verified_by_rescoring"] is True
     assert record["benchmark_result"]["final_eval_mse"] is None  # NaN on a recall track: null, strict JSON
-    assert set(record["compliance"]) == {"heldout", "gradient_dependence", "integrity"}
+    assert set(record["compliance"]) == {"heldout", "gradient_dependence", "task_permutation"}
     assert "held-out seed sets (k=3)" in (out / "lineage.md").read_text()
     # the file alone, scored by a fresh process the way the benchmark would, gives the stored score
     fresh = synth_cli("eval", str(out / "submission.py"), "--track", "single_ar", "--steps", "50", "--json")

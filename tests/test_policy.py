@@ -449,7 +449,7 @@ def test_violations_are_sorted_by_line():
 
 def test_allowlist_is_a_parameter():
     source = "import numpy\n" + ADAMW_SUBMISSION
-    assert DEFAULT_ALLOWED_IMPORTS == ("torch", "math")
+    assert DEFAULT_ALLOWED_IMPORTS[:2] == ("torch", "math") and "os" not in DEFAULT_ALLOWED_IMPORTS
     assert [v.rule for v in check_source(source)] == ["import"]
     assert check_source(source, allowed_imports=("torch", "math", "numpy")) == []
     assert [v.rule for v in check_source(ADAMW_SUBMISSION, allowed_imports=("math",))] == ["import"]

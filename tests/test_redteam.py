@@ -1,11 +1,18 @@
-"""The red-team suite: each cheat is caught and labelled, by the policy and again by the sandbox alone.
+"""The red-team suite: hostile files run with the static policy switched off, so the only wall left
+is the operating system's (the jail). Each file attempts one attack and then trains honestly.
 
-Layer 1 (policy on, as in every run) must reject each file statically, naming a rule. Layer 2
-(policy off) must still contain it: the outcome below, with the engine and its files unharmed.
+Checked after every file, whatever its outcome: no secret of the engine's reached its output, no
+marker file appeared on the host, no connection reached a loopback listener, the worker survived,
+no process of the candidate's is left, and the score is no better than the honest run the file
+wraps. Cheats that need no escape (a known answer written into the weights, a crash on the noise
+probe) must fail the trust checks instead.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,57 +21,168 @@ from evaluator.policy import check_source
 from evaluator.sandbox import Limits, Sandbox
 from tests.conftest import ADAMW_SUBMISSION, HOSTILE
 
-# file -> (a policy rule it must break, the sandbox's own verdict with the policy off, text in the error)
-CHEATS = {
-    "gc_eval_data.py": ("import", "rejected", "gc.get_objects"),
-    # Python audits sys._getframe but not tb_frame.f_back: at run time this walk cannot be refused,
-    # so the policy's introspection rule is the defence (and held-out seeds the backstop).
-    "frame_peek.py": ("introspection", "ok", None),
-    "monkeypatch_loss.py": ("monkeypatch", "rejected", "torch.nn.functional.mse_loss"),
-    "monkeypatch_forward.py": ("monkeypatch", "rejected", "torch.nn.Linear.forward"),
-    "reseed_global_rng.py": ("rng", "ok", None),  # contained, and flagged as global_rng_used
-    "sleep_wall_time.py": ("import", "timeout", "wall-clock limit"),
-    "print_flood.py": (None, "crash", "File too large"),
-    "fork_bomb.py": ("import", "rejected", "os.fork"),
-    "write_outside_scratch.py": ("builtin", "rejected", "synth-redteam-escape"),
+ENGINE_SECRET = "sk-engine-secret-123"
+FILE_SECRET = "file-secret-789"
+STEPS = 3
+HONEST_SGD = """import torch
+
+
+class Submission(torch.optim.SGD):
+    def __init__(self, params):
+        super().__init__(params, lr=0.05)
+"""  # what every red-team file built on the SGD template does once its attack is over
+
+# Files that fail fast or by design, with the outcome the sandbox alone must give.
+OUTCOMES = {
+    "sleep_wall_time.py": {"timeout"},
+    "harm_memory_bomb.py": {"oom", "crash"},
+    "print_flood.py": {"crash"},
+    "harm_segfault.py": {"crash"},
+    # writes to every descriptor also reach the shared file (mmap keeps a copy of its descriptor):
+    # garbage parameters of its own, at worst
+    "harm_channel_garbage.py": {"crash", "nonfinite"},
+    "harm_channel_flood.py": {"crash", "nonfinite"},
+    "harm_channel_close.py": {"crash"},
+    "cheat_forge_done.py": {"crash"},
 }
+POLICY_ONLY = {"two_arg_constructor.py"}  # a contract error, not an attack
+NEEDS_TRUST_CHECKS = {"cheat_recall_layout.py", "teacher_from_seed_1729.py", "cheat_noise_crash.py"}
+
+
+def hostile_files() -> list[str]:
+    return sorted(p.name for p in HOSTILE.glob("*.py") if p.name not in POLICY_ONLY)
 
 
 @pytest.fixture(scope="module")
-def raw_sandbox():
-    with Sandbox(Limits(timeout_s=3, memory_mb=1024, check_policy=False)) as sandbox:
-        sandbox.warm("single_ar")
-        yield sandbox
+def world(tmp_path_factory):
+    """A listener, a secret file and a marker path on the host; the engine's secret in its environment."""
+    base = tmp_path_factory.mktemp("redteam")
+    secret = base / "secret.txt"
+    secret.write_text(FILE_SECRET)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    os.environ["OPENAI_API_KEY"] = ENGINE_SECRET
+    try:
+        with Sandbox(Limits(timeout_s=4, memory_mb=1024, check_policy=False)) as sandbox:
+            sandbox.warm("single_ar")
+            honest = sandbox.evaluate(HONEST_SGD, "single_ar", steps=STEPS)
+            yield dict(sandbox=sandbox, base=base, secret=secret, listener=listener, honest=honest)
+    finally:
+        del os.environ["OPENAI_API_KEY"]
+        listener.close()
 
 
-@pytest.mark.parametrize("name", sorted(CHEATS))
-def test_policy_layer_names_the_rule(name):
-    rule = CHEATS[name][0]
+def fill(path: Path, base: Path, secret: Path, port: int) -> str:
+    source = path.read_text()
+    values = {"ENGINE_PID": str(os.getpid()), "PORT": str(port), "MARKER": repr(str(base / "marker")),
+              "SECRET_FILE": repr(str(secret))}
+    for name, value in values.items():
+        source = re.sub(rf"^{name} = .*$", f"{name} = {value}", source, count=1, flags=re.M)
+    return source
+
+
+def descendants(pid: int) -> list[str]:
+    """Command names of every live process below `pid` (the worker: bwrap, its init, the host)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        try:
+            found.append(Path(f"/proc/{child}/comm").read_text().strip())
+        except OSError:
+            continue
+        todo += children.get(child, [])
+    return found
+
+
+@pytest.mark.parametrize("name", hostile_files())
+def test_contained_by_the_os_alone(world, name):
+    sandbox = world["sandbox"]
+    port = world["listener"].getsockname()[1]
+    source = fill(HOSTILE / name, world["base"], world["secret"], port)
+    result = sandbox.evaluate(source, "single_ar", steps=STEPS)
+    text = (result.error or "") + result.model_dump_json()
+    assert ENGINE_SECRET not in text and FILE_SECRET not in text, text[-500:]
+    assert "ESCAPED" not in text, text[-500:]
+    assert not (world["base"] / "marker").exists()
+    assert not list(Path("/dev/shm").glob("fill*")) and not Path("/tmp/planted-by-previous").exists()
+    with pytest.raises(BlockingIOError):
+        world["listener"].accept()  # nobody ever connected
+    if name in OUTCOMES:
+        assert result.outcome in OUTCOMES[name], (result.outcome, result.error)
+    if result.outcome == "ok" and "(torch.optim.SGD)" in source:  # a failed attack leaves plain SGD
+        honest = world["honest"]
+        assert (result.final_eval_accuracy, result.last_train_loss) == (honest.final_eval_accuracy,
+                                                                        honest.last_train_loss), name
+    assert sandbox.proc.poll() is None, "the worker died"
+    assert len(descendants(sandbox.proc.pid)) <= 3, descendants(sandbox.proc.pid)
+
+
+def test_honest_reference_is_plain_sgd(world):
+    assert world["honest"].outcome == "ok" and world["honest"].final_eval_accuracy > 0
+
+
+def test_worker_still_scores_exactly_after_the_suite(world):
+    after = world["sandbox"].evaluate(ADAMW_SUBMISSION, "single_ar", steps=50)
+    with Sandbox() as fresh:
+        reference = fresh.evaluate(ADAMW_SUBMISSION, "single_ar", steps=50)
+    assert after.outcome == "ok"
+    assert (after.final_eval_accuracy, after.last_train_loss) == (reference.final_eval_accuracy,
+                                                                  reference.last_train_loss)
+
+
+def test_the_jail_is_real(world):
+    """What the isolation line promises: bubblewrap, an unprivileged uid (this machine has both)."""
+    isolation = world["sandbox"].isolation
+    if "REDUCED" in isolation:
+        pytest.skip(f"this host cannot give full isolation: {isolation}")
+    assert isolation.startswith("bubblewrap") and "uid 65534" in isolation
+
+
+# ------------------------------------------------------------------ the first layer: policy
+@pytest.mark.parametrize("name", ["teacher_from_seed_1729.py", "fork_bomb.py", "gc_eval_data.py",
+                                  "frame_peek.py", "monkeypatch_loss.py", "monkeypatch_forward.py",
+                                  "write_outside_scratch.py", "net_socket_loopback.py", "secret_environment.py",
+                                  "harm_kill_everyone.py", "file_torch_save_alias.py"])
+def test_policy_names_a_rule_early(name):
     violations = check_source((HOSTILE / name).read_text())
-    if rule is None:  # printing is legal Python; only the sandbox's output cap stops the flood
-        assert violations == []
-    else:
-        assert rule in {v.rule for v in violations}, violations
-        assert all(v.line >= 1 for v in violations)
+    assert violations and all(v.line >= 1 for v in violations), name
 
 
-@pytest.mark.parametrize("name", sorted(CHEATS))
-def test_sandbox_layer_contains_it(raw_sandbox, name):
-    _, outcome, needle = CHEATS[name]
-    escape = Path("/tmp/synth-redteam-escape.txt")
-    escape.unlink(missing_ok=True)
-    result = raw_sandbox.evaluate((HOSTILE / name).read_text(), "single_ar", steps=3)
-    assert result.outcome == outcome, result.error
-    if needle:
-        assert needle in (result.error or "")
-    if name == "reseed_global_rng.py":
-        assert result.global_rng_used
-    assert not escape.exists()
+def test_policy_folds_constants_before_looking_for_hidden_seeds():
+    source = ADAMW_SUBMISSION + "\nTEACHER = 12**3 + 1\nSTUDENT = -(-314159)\n"
+    rules = {v.rule for v in check_source(source)}
+    assert rules == {"hidden-seed"}
 
 
-def test_worker_is_unharmed_after_the_suite(raw_sandbox):
-    result = raw_sandbox.evaluate(ADAMW_SUBMISSION, "single_ar", steps=3)
-    assert result.outcome == "ok" and not result.global_rng_used
+# ------------------------------------------------------------------ cheats that need no escape
+def test_trust_checks_expose_cheats_that_need_no_escape():
+    """With the policy off, the layout cheat wins its own seeds and the noise-crasher looks honest;
+    the task-permutation check and the noise probe expose them."""
+    from evaluator.pool import EvalJob, LocalPool
+    from synth.trust import assess
+
+    layout = (HOSTILE / "cheat_recall_layout.py").read_text()
+    crasher = (HOSTILE / "cheat_noise_crash.py").read_text()
+    with LocalPool(workers=2, limits=Limits(check_policy=False)) as pool:
+        runs = dict(pool.evaluate_many([("layout", EvalJob(layout, "single_ar", steps=50)),
+                                        ("crasher", EvalJob(crasher, "single_ar", steps=50))]))
+        layout_report, _ = assess(pool, layout, "single_ar", runs["layout"], steps=50, k=1)
+        crasher_report, _ = assess(pool, crasher, "single_ar", runs["crasher"], steps=50, k=1)
+    assert runs["layout"].outcome == "ok" and runs["layout"].final_eval_accuracy == 1.0
+    assert layout_report["task_permutation"]["verdict"] == "fail", layout_report
+    assert runs["crasher"].outcome == "ok"
+    assert crasher_report["gradient_dependence"]["verdict"] == "fail", crasher_report
+    assert "crash" in crasher_report["gradient_dependence"]["evidence"]
 
 
 def test_teacher_reconstruction_fails_the_dynamic_checks():
@@ -80,4 +198,5 @@ def test_teacher_reconstruction_fails_the_dynamic_checks():
         report, _ = assess(pool, cheat, "random_teacher", search, steps=2, k=1)
     assert search.outcome == "ok" and search.final_eval_mse < honest.final_eval_mse / 100
     assert report["heldout"]["verdict"] == "fail", report
+    assert report["task_permutation"]["verdict"] == "fail", report
     assert report["gradient_dependence"]["verdict"] == "fail", report

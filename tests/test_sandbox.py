@@ -26,7 +26,7 @@ def optimizer_with_step(body: str, init: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def raw_sandbox(tmp_path_factory):
-    """The second layer alone: policy off, so hostile code actually runs and must be contained."""
+    """The wall alone: policy and audit hook off, so hostile code actually runs and must be contained."""
     import os
 
     os.environ["OPENAI_API_KEY"] = "sk-engine-secret-123"
@@ -65,10 +65,11 @@ def test_engine_secrets_are_invisible(raw_sandbox):
 def test_engine_environ_cannot_be_read_through_proc(raw_sandbox):
     import os
 
-    body = f"open('/proc/{os.getpid()}/environ').read()"
+    body = f"raise RuntimeError(open('/proc/{os.getpid()}/environ').read())"
     result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
-    assert result.outcome == "rejected"
-    assert "environ" in result.error
+    assert result.outcome == "crash"
+    assert "No such file or directory" in result.error  # the engine is not in the jail's pid namespace
+    assert "sk-engine-secret" not in result.error
 
 
 def test_socket_connection_fails_and_reaches_nobody(raw_sandbox):
@@ -77,10 +78,10 @@ def test_socket_connection_fails_and_reaches_nobody(raw_sandbox):
     listener.listen()
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    body = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)"
+    body = f"import socket\nsocket.socket().connect(('127.0.0.1', {port}))"
     result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
-    assert result.outcome == "rejected"
-    assert "socket" in result.error
+    assert result.outcome == "crash"
+    assert "socket" in result.error and "Operation not permitted" in result.error
     with pytest.raises(BlockingIOError):
         listener.accept()  # nobody ever connected
     listener.close()
@@ -105,15 +106,15 @@ def test_writing_outside_scratch_is_blocked(raw_sandbox, tmp_path):
     target = tmp_path / "escaped.txt"
     result = raw_sandbox.evaluate(optimizer_with_step(f"open({str(target)!r}, 'w').write('x')"),
                                   "single_ar", steps=STEPS)
-    assert result.outcome == "rejected"
+    assert result.outcome == "crash" and "No such file or directory" in result.error  # the host's files are not there
     assert not target.exists()
 
 
 def test_spawning_a_process_is_blocked(raw_sandbox):
     body = "import subprocess\nsubprocess.run(['true'])"
     result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
-    assert result.outcome == "rejected"
-    assert "subprocess" in result.error
+    assert result.outcome == "crash"
+    assert "subprocess" in result.error and "Operation not permitted" in result.error
 
 
 def test_engine_survives_and_still_scores_faithfully(raw_sandbox):
@@ -172,3 +173,15 @@ def test_a_worker_killed_mid_candidate_requeues_it():
         killer.join()
         assert result.outcome == "ok" and result.final_eval_accuracy == 0.619384765625
         assert sandbox.proc.pid != victim and sandbox.restarts == 1
+
+
+def test_without_bubblewrap_the_isolation_line_says_so_and_seccomp_still_holds(monkeypatch):
+    """A host without bubblewrap (here: not on the worker's PATH) runs candidates without namespaces,
+    says so in capitals, and the kernel still refuses sockets and processes."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with Sandbox(Limits(timeout_s=20, check_policy=False)) as box:
+        result = box.evaluate(optimizer_with_step("import socket\nsocket.socket()"), "single_ar", steps=2)
+        forked = box.evaluate(optimizer_with_step("import os\nos.fork()"), "single_ar", steps=2)
+        assert box.isolation.startswith("REDUCED ISOLATION (bubblewrap (bwrap) is not installed")
+    assert result.outcome == "crash" and "Operation not permitted" in result.error
+    assert forked.outcome == "crash" and "Operation not permitted" in forked.error

@@ -1,0 +1,155 @@
+"""The trusted side of one candidate: a stand-in optimizer whose `step` runs in the jail.
+
+The benchmark's loop (evaluator/loop.py) builds the model, computes the loss and gradients and
+evaluates, all in the trusted worker; it calls `RemoteOptimizer(model.parameters())` and
+`.step()` as it would any optimizer. Each step writes the gradients into the shared file, asks
+the candidate's process to step its real optimizer on the shared parameters, and copies the
+parameters it hands back into the model. What the candidate's optimizer sees is exactly what it
+would see in the benchmark's own process: the same parameter values, a fresh gradient tensor each
+step (None where the harness has none), and torch's global RNG in the state the harness leaves
+it in after building the student.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import torch
+
+from evaluator import channel
+from evaluator.channel import CandidateFailed
+from evaluator.jail import Jail
+
+EXIT_REPORT_S = 10.0  # how long the host may take to reap a finished candidate and wipe its /tmp
+
+
+class CandidateSession:
+    """One candidate's process in the jail, from launch to exit. Always `close()` it."""
+
+    def __init__(self, jail: Jail, source: str, timeout_s: float, memory_mb: int | None, friendly: bool = True) -> None:
+        self.jail, self.source, self.timeout_s, self.memory_mb = jail, source.encode("utf-8"), timeout_s, memory_mb
+        self.friendly = friendly  # the audit hook's early, readable errors (off only to test the wall itself)
+        self.deadline = float("inf")
+        self.sock: socket.socket | None = None
+        self.shared: channel.SharedTensors | None = None
+        self.nonce = os.urandom(8)
+        self.seq = 0
+        self.exit_report: dict | None = None
+        self.setup_s = float("nan")
+
+    # ------------------------------------------------------------------ the optimizer's two calls
+    def open(self, params: list[torch.Tensor]) -> None:
+        """Starts the candidate's process and builds `Submission(params)` there."""
+        self.jail.ensure()  # a restart after a killed candidate is not the next one's time
+        started = time.perf_counter()
+        self.deadline = time.monotonic() + self.timeout_s
+        if len(self.source) > channel.MAX_SOURCE:
+            raise CandidateFailed("rejected", f"the file is over {channel.MAX_SOURCE} bytes")
+        layout = channel.Layout.plan(len(self.source), [p.detach() for p in params])
+        fd = channel.create_shared_file(self.source, layout)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.shared = channel.SharedTensors(fd, layout)
+            with torch.no_grad():
+                for shared, p in zip(self.shared.params, params):
+                    shared.copy_(p.detach())
+            self.jail.launch({"op": "run", "nonce": self.nonce.hex(), "layout": layout.to_json(),
+                              "memory_mb": self.memory_mb, "friendly": self.friendly}, [fd, theirs.fileno()])
+        finally:
+            os.close(fd)
+            theirs.close()
+        self.sock = ours
+        rng = torch.get_rng_state().numpy().tobytes()  # the harness's state right after building the student
+        channel.send(self.sock, channel.INIT, self.nonce, 0, rng)
+        self._await(channel.READY)
+        self._take_parameters(params)
+        self.setup_s = time.perf_counter() - started
+
+    def step(self, params: list[torch.Tensor]) -> None:
+        self.seq += 1
+        assert self.shared is not None
+        region = self.seq % channel.GRAD_BUFFERS  # the candidate may still hold the last two steps' tensors
+        flags = bytearray([region]) + bytearray(len(params))
+        with torch.no_grad():
+            for i, (shared, p) in enumerate(zip(self.shared.grads[region], params)):
+                if p.grad is not None:
+                    shared.copy_(p.grad)
+                    flags[1 + i] = 1
+        channel.send(self.sock, channel.STEP, self.nonce, self.seq, bytes(flags))
+        self._await(channel.DONE)
+        self._take_parameters(params)
+
+    def _take_parameters(self, params: list[torch.Tensor]) -> None:
+        """The model keeps its own copy: whatever the candidate writes later changes nothing here."""
+        with torch.no_grad():
+            for p, shared in zip(params, self.shared.params):
+                p.copy_(shared)
+
+    def _await(self, op: bytes) -> None:
+        try:
+            data = channel.receive(self.sock, self.deadline)
+            if data is None:
+                raise CandidateFailed("crash", self._how_it_died())
+            got, payload = channel.expect(data, self.nonce, self.seq, (op, channel.ERROR))
+        except TimeoutError:
+            self.jail.kill()
+            self.exit_report = {}
+            raise CandidateFailed("timeout", "") from None
+        except channel.ChannelError as err:
+            self.jail.kill()
+            self.exit_report = {}
+            raise CandidateFailed("crash", f"the candidate's process broke the protocol: {err}") from None
+        if got == channel.ERROR:
+            raise channel.parse_error(payload)
+
+    # ------------------------------------------------------------------ the end
+    def _how_it_died(self) -> str:
+        try:
+            self.exit_report = self.jail.receive(time.monotonic() + EXIT_REPORT_S)
+        except (TimeoutError, channel.ChannelError):
+            self.jail.kill()
+            self.exit_report = {}
+            return "the candidate's process died without a word"
+        return died_how(self.exit_report.get("status"), str(self.exit_report.get("output", "")))
+
+    def close(self) -> None:
+        """Ends the candidate's process and waits until the host has cleaned up after it."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+            if self.exit_report is None:
+                try:
+                    self.exit_report = self.jail.receive(time.monotonic() + EXIT_REPORT_S)
+                except (TimeoutError, channel.ChannelError):
+                    self.jail.kill()
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
+
+
+class RemoteOptimizer(torch.optim.Optimizer):
+    """What the trusted loop holds instead of the candidate's optimizer."""
+
+    def __init__(self, params, session: CandidateSession) -> None:
+        self.plist = list(params)
+        super().__init__(self.plist, {})
+        self.session = session
+        session.open(self.plist)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ARG002 - the harness never passes one
+        self.session.step(self.plist)
+
+
+def died_how(status, output: str) -> str:
+    if not isinstance(status, int):
+        how = "the candidate's process ended"
+    elif os.WIFSIGNALED(status):
+        how = f"the candidate's process was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    else:
+        how = f"the candidate's process exited with status {os.waitstatus_to_exitcode(status)} before reporting"
+    last = output.strip().splitlines()[-1:] if output.strip() else []
+    return how + (f"; last output: {last[0][:200]}" if last else "")

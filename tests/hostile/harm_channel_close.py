@@ -1,0 +1,17 @@
+"""Red team (harm to the host or the engine): closes every descriptor, its channel included, mid-run."""
+import torch
+
+ENGINE_PID = 0  # filled in by tests/test_redteam.py
+PORT = 0
+MARKER = "/tmp/synth-redteam-marker"
+SECRET_FILE = "/tmp/synth-redteam-secret"
+
+
+class Submission(torch.optim.SGD):
+    def __init__(self, params):
+        super().__init__(params, lr=0.05)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        torch.os.closerange(3, 1024)
+        return super().step()
