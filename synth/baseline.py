@@ -15,7 +15,6 @@ and the batches that follow are the ones the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from concurrent.futures import as_completed
@@ -32,8 +31,8 @@ from population.records import Candidate, Evaluation
 from synth.baseline_optimizers import distributions, hyperparameters, render
 from synth.config import AUDIT_EVERY
 from synth.fitness import fitness
+from synth.tune import trial_value
 
-FAILED_VALUE = -1e6  # what the sampler is told about a trial whose run crashed or diverged
 IDENTITY_FIELDS = ("kind", "track", "optimizer", "seed", "steps", "batch", "startup", "proxy_steps", "proxy_quantile")
 
 
@@ -145,14 +144,7 @@ class Baseline:
             status="pending", created_at=time.time(), timings=timings)
 
     def objective(self, cand: Candidate) -> float:
-        """What TPE maximises: the search fitness; a screened trial's proxy metric scored as a failing
-        run stopped there (always below a run that went the distance from the same metric)."""
-        if cand.fitness is not None:
-            return cand.fitness
-        metric = cand.timings.get("proxy", {}).get("metric")
-        if cand.status == "screened" and metric is not None:
-            return -math.log10(max(metric, 1e-30)) if self.regression else 0.99 * metric
-        return FAILED_VALUE
+        return trial_value(cand, self.regression)
 
     # ------------------------------------------------------------------ the cascade (as synth evolve's)
     def _gate_plan(self, finished: list[Candidate]) -> Optional[dict]:
