@@ -2,7 +2,7 @@
 
 For each track: runs (or reads) `synth evolve --seed S --generations G`, then prints the elite's
 benchmark result (steps to pass, final accuracy), the evaluations it took to find it, the best
-seed program's result, and the tuned baselines TRACKS.md reports for the same harness.
+seed program's result, and the baselines docs/BENCHMARK.md reports for the same harness.
 Usage: python bench/search_quality.py [--generations 50] [--tracks mqar single_ar] [--runs-dir runs]
 """
 
@@ -19,7 +19,7 @@ from synth.fitness import describe
 from synth.inspect import search_result
 
 ROOT = Path(__file__).resolve().parent.parent
-BASELINES = {  # TRACKS.md, "How hard the tracks are": the best standard optimizers, same harness
+BASELINES = {  # docs/BENCHMARK.md, "How hard the tracks are": the best standard optimizers, same harness
     "single_ar": "best standard optimizer: Adam(lr 0.1, betas (0.9, 0.9)) fail 0.953; AdamW lr 1e-2 fail 0.6194",
     "mqar": "AdamW lr 0.1: pass @ 150; AdamW lr 0.03 / Lion lr 0.01: pass @ 350; AdamW lr 1e-2: fail 0.9180",
 }
@@ -57,7 +57,7 @@ def main() -> None:
                   f"found after {first_eval_reaching(db, elite.fitness)} evaluations")
             if seed_result:
                 print(f"  best seed program ({best_seed.operator_params.get('name')}): {describe(seed_result)}")
-            print(f"  TRACKS.md baselines: {BASELINES[track]}")
+            print(f"  docs/BENCHMARK.md baselines: {BASELINES[track]}")
             print("  elite program:\n    " + (elite.genome or "(code)").replace("\n", "\n    "))
 
 

@@ -1,4 +1,4 @@
-"""The benchmark's training loop, one screen long, faithful to TRACKS.md.
+"""The benchmark's training loop, one screen long, faithful to docs/BENCHMARK.md.
 
 `train` runs in whatever process calls it; isolation is the sandbox's job (evaluator/sandbox.py).
 """

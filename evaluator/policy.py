@@ -315,6 +315,10 @@ class _Checker(ast.NodeVisitor):
         if prefix:
             self.report(node, TORCH_RULES[prefix], f"`{dotted}` is off limits to an optimizer ({prefix})")
             return True
+        reexport = next((p for p in dotted.split(".")[1:] if p in MODULE_RULES), None)
+        if reexport:  # torch re-exports os, sys, ctypes, inspect, importlib ...: the same modules by another path
+            self.report(node, MODULE_RULES[reexport], f"`{dotted}` reaches the `{reexport}` module through torch")
+            return True
         private = next((p for p in dotted.split(".")[1:] if p.startswith("_") and not _is_dunder(p)), None)
         if private and not private.startswith(ALLOWED_PRIVATE_TORCH):
             self.report(node, "native", f"`{dotted}` reaches torch's private internals")

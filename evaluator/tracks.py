@@ -1,4 +1,4 @@
-"""The three caffeine tracks, exactly as the benchmark builds them (shared/benchmark/TRACKS.md).
+"""The three caffeine tracks, exactly as the benchmark builds them (docs/BENCHMARK.md).
 
 Everything here must stay bit-for-bit faithful: the order in which modules are created and
 generators are drawn from decides the numbers, so do not "tidy" it.

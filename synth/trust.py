@@ -64,7 +64,9 @@ def verdicts(track: str, search: EvalResult, results: dict[str, EvalResult]) -> 
     held = [r for name, r in sorted(results.items()) if name.startswith("heldout-")]
     metrics = [r.final_metric() if r.outcome == "ok" else None for r in held]
     base = search.final_metric()
-    if any(m is None for m in metrics):
+    if not metrics:
+        ok, why = False, "no held-out run"
+    elif any(m is None for m in metrics):
         ok, why = False, "a held-out run failed: " + ", ".join(r.outcome for r in held)
     elif regression:
         ok = max(metrics) <= base * HELDOUT_MSE_FACTOR

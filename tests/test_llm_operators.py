@@ -218,8 +218,7 @@ def test_a_python_child_gets_its_own_docstring_not_its_ancestors():
 
     parent = Program.from_text(PARENT_PROGRAM).render(title="synth mqar candidate, operator mutate_node")
     ctx = context(source=parent)
-    line = "                p.add_(scale(sign(s0), -0.01))"
-    assert line in parent.splitlines()
+    line = next(text for text in parent.splitlines() if text.strip() == "v1.mul_(-0.01)")  # the compiled step
     reply = ("NAME: bigger step\nDESCRIPTION: Twice the step.\n<<<<<<< SEARCH\n"
              f"{line}\n=======\n{line.replace('0.01', '0.02')}\n>>>>>>> REPLACE\n")
     _, source = check_reply("edit", "code", ctx, reply, title="synth mqar candidate, operator llm_edit")

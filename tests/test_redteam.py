@@ -67,6 +67,8 @@ def world(tmp_path_factory):
     try:
         with Sandbox(Limits(timeout_s=4, memory_mb=1024, check_policy=False)) as sandbox:
             sandbox.warm("single_ar")
+            if sandbox.isolation.startswith("REDUCED") or "NO SECCOMP" in sandbox.isolation:
+                pytest.skip(f"this host cannot build the full jail: {sandbox.isolation}")
             honest = sandbox.evaluate(HONEST_SGD, "single_ar", steps=STEPS)
             yield dict(sandbox=sandbox, base=base, secret=secret, listener=listener, honest=honest)
     finally:
@@ -141,11 +143,9 @@ def test_worker_still_scores_exactly_after_the_suite(world):
 
 
 def test_the_jail_is_real(world):
-    """What the isolation line promises: bubblewrap, an unprivileged uid (this machine has both)."""
+    """What the isolation line promises: bubblewrap, an unprivileged uid, seccomp."""
     isolation = world["sandbox"].isolation
-    if "REDUCED" in isolation:
-        pytest.skip(f"this host cannot give full isolation: {isolation}")
-    assert isolation.startswith("bubblewrap") and "uid 65534" in isolation
+    assert isolation.startswith("bubblewrap") and "uid 65534" in isolation and "seccomp" in isolation
 
 
 # ------------------------------------------------------------------ the first layer: policy
@@ -166,8 +166,9 @@ def test_policy_folds_constants_before_looking_for_hidden_seeds():
 
 # ------------------------------------------------------------------ cheats that need no escape
 def test_trust_checks_expose_cheats_that_need_no_escape():
-    """With the policy off, the layout cheat wins its own seeds and the noise-crasher looks honest;
-    the task-permutation check and the noise probe expose them."""
+    """With the policy off, the layout cheat wins its own seeds; the task-permutation check exposes it.
+    The noise-crasher looks for dense embedding gradients to recognise the probe: the probe's noise
+    keeps the real gradients' zeros, so it never finds out, and its noise run ends normally."""
     from evaluator.pool import EvalJob, LocalPool
     from synth.trust import assess
 
@@ -177,12 +178,27 @@ def test_trust_checks_expose_cheats_that_need_no_escape():
         runs = dict(pool.evaluate_many([("layout", EvalJob(layout, "single_ar", steps=50)),
                                         ("crasher", EvalJob(crasher, "single_ar", steps=50))]))
         layout_report, _ = assess(pool, layout, "single_ar", runs["layout"], steps=50, k=1)
-        crasher_report, _ = assess(pool, crasher, "single_ar", runs["crasher"], steps=50, k=1)
+        crasher_report, crasher_runs = assess(pool, crasher, "single_ar", runs["crasher"], steps=50, k=1)
     assert runs["layout"].outcome == "ok" and runs["layout"].final_eval_accuracy == 1.0
     assert layout_report["task_permutation"]["verdict"] == "fail", layout_report
-    assert runs["crasher"].outcome == "ok"
-    assert crasher_report["gradient_dependence"]["verdict"] == "fail", crasher_report
-    assert "crash" in crasher_report["gradient_dependence"]["evidence"]
+    assert runs["crasher"].outcome == "ok" and crasher_runs["noise"].outcome == "ok"
+
+
+def test_a_noise_run_that_does_not_finish_fails_gradient_dependence():
+    """A candidate that could recognise the probe and crash on it must not pass by crashing."""
+    from evaluator.record import EvalResult
+    from synth.trust import verdicts
+
+    base = dict(track="single_ar", max_steps=50, eval_every=50, train_samples=65536, eval_samples=4096,
+                batch_size=256)
+    search = EvalResult(**base, final_eval_accuracy=0.9)
+    for outcome in ("crash", "timeout", "nonfinite"):
+        noise = EvalResult(**base, outcome=outcome, error="on purpose")
+        report = verdicts("single_ar", search, {"noise": noise})
+        assert report["gradient_dependence"]["verdict"] == "fail" and outcome in report["gradient_dependence"]["evidence"]
+    missing = verdicts("single_ar", search, {})
+    assert missing["gradient_dependence"]["verdict"] == "fail"
+    assert missing["task_permutation"]["verdict"] == "fail"
 
 
 def test_teacher_reconstruction_fails_the_dynamic_checks():

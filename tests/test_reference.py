@@ -1,4 +1,4 @@
-"""synth scores exactly as the benchmark does: TRACKS.md's reference figures, bit for bit."""
+"""synth scores exactly as the benchmark does: the benchmark's reference figures (docs/BENCHMARK.md), bit for bit."""
 
 import json
 

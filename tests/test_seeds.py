@@ -1,7 +1,7 @@
 """Seeds: the rendered programs score exactly what the torch.optim optimizers they transcribe score.
 
 Each track run is ~3 s on one CPU thread, so the torch comparisons use 150 steps (curves at steps
-0, 50, 100, 150 must match), and AdamW's full 400-step run is checked against TRACKS.md's reference figures.
+0, 50, 100, 150 must match), and AdamW's full 400-step run is checked against the benchmark's reference figures (docs/BENCHMARK.md).
 """
 
 import functools
@@ -21,7 +21,7 @@ TORCH_EQUIVALENTS = {
     "adagrad": functools.partial(torch.optim.Adagrad, lr=0.01),
     "adamw_decay": functools.partial(torch.optim.AdamW, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1),
 }
-ADAMW_REFERENCE = {"single_ar": 0.619384765625, "mqar": 0.91802978515625}  # TRACKS.md, 400 steps
+ADAMW_REFERENCE = {"single_ar": 0.619384765625, "mqar": 0.91802978515625}  # docs/BENCHMARK.md, 400 steps
 SHORT_STEPS = 150
 
 
