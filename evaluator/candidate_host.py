@@ -114,8 +114,10 @@ class Stepper:
 
     def __init__(self, sock: socket.socket, nonce: bytes, shared: channel.SharedTensors) -> None:
         self.sock, self.nonce, self.shared = sock, nonce, shared
-        self.params = [nn.Parameter(t) for t in shared.params]
-        self.pointers = [t.data_ptr() for t in shared.params]
+        # The optimizer works on private copies: tensors backed by the shared file step up to 1.5x slower
+        # (measured with AdamW on the recall model), which costs more than one copy each way per step.
+        self.params = [nn.Parameter(t.clone()) for t in shared.params]
+        self.grads = [[torch.empty_like(t) for t in shared.params] for _ in range(channel.GRAD_BUFFERS)]
 
     def serve(self, source: str) -> None:
         _, rng_state = channel.expect(channel.receive(self.sock, None), self.nonce, 0, (channel.INIT,))
@@ -138,12 +140,12 @@ class Stepper:
                 return
             step += 1
             _, flags = channel.expect(message, self.nonce, step, (channel.STEP,))
-            region = self.shared.grads[flags[0] % channel.GRAD_BUFFERS]
+            region = flags[0] % channel.GRAD_BUFFERS
             try:
-                for p, grad, has in zip(self.params, region, flags[1:]):
+                for p, shared, grad, has in zip(self.params, self.shared.grads[region], self.grads[region], flags[1:]):
                     # Another tensor than last step's, as autograd gives after zero_grad(set_to_none=True):
                     # an optimizer may keep references to the last two steps' gradients.
-                    p.grad = grad if has else None
+                    p.grad = grad.copy_(shared) if has else None
                 optimizer.step()
                 self._publish()
             except BaseException as exc:  # noqa: BLE001
@@ -151,11 +153,10 @@ class Stepper:
             channel.send(self.sock, channel.DONE, self.nonce, step)
 
     def _publish(self) -> None:
-        """An optimizer that rebinds `p.data` leaves the shared memory behind: copy its values over."""
+        """The parameters as the step left them (rebound `p.data` included), for the worker to take."""
         with torch.no_grad():
-            for p, shared, pointer in zip(self.params, self.shared.params, self.pointers):
-                if p.data_ptr() != pointer:
-                    shared.copy_(p.detach())
+            for p, shared in zip(self.params, self.shared.params):
+                shared.copy_(p.detach())
 
     def _report(self, exc: BaseException, seq: int) -> None:
         outcome, error = classify(exc)

@@ -36,7 +36,11 @@ INSIDE = "/synth"
 UNPRIVILEGED = 65534
 TMP_BYTES = 64 * 2**20
 SHM_BYTES = 16 * 2**20
-START_TIMEOUT_S = 120.0  # importing torch on a loaded machine
+START_TIMEOUT_S = 120.0
+# An optimizer's temporaries (megabytes each step) come from the heap and are reused, instead of being
+# mapped, faulted in page by page and unmapped every step: that made AdamW's step 2x slower in a
+# candidate's process than in the benchmark's (the worker's own malloc reaches that state by itself).
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456"  # importing torch on a loaded machine
 BOOT = ("import sys; sys.path.insert(0, {root!r}); from evaluator.candidate_host import main; "
         "main({fd}, {scratch!r})")
 
@@ -99,7 +103,7 @@ def bwrap_command(python: str, as_root: bool, fd: int) -> list[str]:
 
 def _jail_environment() -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+            "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "GLIBC_TUNABLES": MALLOC_TUNABLES,
             "SYNTH_LIBSECCOMP": _library_path("seccomp"), "SYNTH_LIBC": _library_path("c")}
 
 

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluator.jail import MALLOC_TUNABLES
 from evaluator.policy import PolicyError, enforce
 from evaluator.probe import ProbeResult
 from evaluator.record import EvalResult
@@ -52,7 +53,7 @@ def clean_environment(device: str = "cpu") -> dict[str, str]:
     existing = os.environ.get("PYTHONPATH")
     env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + existing if existing else "")
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0",
-               SYNTH_DEVICE=device, HOME="/nonexistent")
+               SYNTH_DEVICE=device, HOME="/nonexistent", GLIBC_TUNABLES=MALLOC_TUNABLES)
     return env
 
 
