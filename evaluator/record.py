@@ -50,7 +50,9 @@ class EvalResult(BaseModel):
     setup_s: float = NAN  # candidate process start to first step (fork, import, model build)
     total_s: float = NAN  # the candidate's whole life as the worker saw it
     data_build_s: float = NAN  # paid once per worker, reported for the record
-    global_rng_used: bool = False  # the candidate drew from or reseeded torch's global RNG
+    # Kept so records of older runs still load. The optimizer now steps in a process of its own, with its
+    # own copy of the global RNG, so it can no longer reach the harness's: nothing sets this any more.
+    global_rng_used: bool = False
     gate_step: Optional[int] = None  # fidelity cascade: the step whose eval metric gated the run
     gate_metric: Optional[float] = None  # the eval metric at gate_step
     gated_out: bool = False  # stopped at gate_step: this is the record of a gate_step-step run
