@@ -1,23 +1,29 @@
-"""What isolation costs: synth's per-candidate time in a warm worker vs the bare loop's training time.
+"""What isolation costs: scoring a candidate through synth's jail vs the benchmark's bare loop.
 
-For single_ar and mqar, scores the AdamW reference N times (a) in-process with the bare loop and
-(b) through a warm Sandbox (policy check, request, a fork of the jailed host, confinement, the
-loop in the trusted worker with each step in the jail, report).
-Prints the medians and their ratio. Usage: python bench/eval_overhead.py [--runs 5]
+For single_ar and mqar, the AdamW reference is scored N times each way, alternating:
+- bare: the benchmark's loop (`evaluator.loop.train`, model build to final evaluation) with the
+  optimizer in the same process, run in a child process with the worker's own environment (the
+  same allocator settings, one thread), so the two differ only by the jail;
+- synth: `Sandbox.evaluate` through a warm worker, as the search calls it (policy check, request,
+  a fork of the jailed host, confinement, the loop in the trusted worker with each optimizer step
+  in the candidate's process, the result back).
+Prints the medians, their ratio, and where synth's time goes.
+Usage: python bench/eval_overhead.py [--runs 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
 
-from evaluator.loop import train
-from evaluator.sandbox import Sandbox
-from evaluator.tracks import build_track_data, get_track
+from evaluator.sandbox import PACKAGE_ROOT, Sandbox, clean_environment
 
 ADAMW = '''import torch
 
@@ -27,22 +33,60 @@ class Submission(torch.optim.AdamW):
         super().__init__(params, lr=1e-2, betas=(0.9, 0.99), weight_decay=0)
 '''
 
+BARE = '''
+import json, sys, time, torch
+from evaluator.loop import train
+from evaluator.tracks import build_track_data, get_track
+torch.set_num_threads(1)
+namespace = {}
+exec(sys.argv[2], namespace)
+data = build_track_data(get_track(sys.argv[1]))
+train(lambda params: torch.optim.SGD(params, lr=0.0), data, steps=1)  # as the worker warms its loop
+for line in sys.stdin:
+    started = time.perf_counter()
+    result = train(namespace["Submission"], data)
+    print(json.dumps({"total_s": time.perf_counter() - started, "loop_s": result.training_wall_time_s,
+                      "curve": [p.metric for p in result.curve]}), flush=True)
+'''
 
-def overhead(track: str, runs: int, sandbox: Sandbox) -> tuple[float, float]:
-    """(median bare training seconds, median synth seconds per candidate) of the AdamW reference."""
-    torch.set_num_threads(1)
-    namespace: dict = {}
-    exec(ADAMW, namespace)
-    data = build_track_data(get_track(track))
+
+class BareLoop:
+    """The benchmark's loop in a process of its own, data built once, one run per request."""
+
+    def __init__(self, track: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", BARE, track, ADAMW], cwd=PACKAGE_ROOT,
+                                     env=clean_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self) -> dict:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def measure(track: str, runs: int, sandbox: Sandbox) -> dict:
     sandbox.warm(track)
-    bare, boxed = [], []
-    for _ in range(runs):
-        bare.append(train(namespace["Submission"], data).training_wall_time_s)
-        started = time.perf_counter()
-        result = sandbox.evaluate(ADAMW, track)
-        boxed.append(time.perf_counter() - started)
-        assert result.outcome == "ok", result.error
-    return statistics.median(bare), statistics.median(boxed)
+    bare = BareLoop(track)
+    rows = {"bare": [], "bare_loop": [], "synth": [], "synth_loop": [], "setup": []}
+    try:
+        for _ in range(runs):
+            reference = bare.run()
+            started = time.perf_counter()
+            result = sandbox.evaluate(ADAMW, track)
+            elapsed = time.perf_counter() - started
+            assert result.outcome == "ok", result.error
+            assert [p.metric for p in result.curve] == reference["curve"], "the jail changed the score"
+            rows["bare"].append(reference["total_s"])
+            rows["bare_loop"].append(reference["loop_s"])
+            rows["synth"].append(elapsed)
+            rows["synth_loop"].append(result.training_wall_time_s)
+            rows["setup"].append(result.setup_s)
+    finally:
+        bare.close()
+    return {name: statistics.median(values) for name, values in rows.items()}
 
 
 def main() -> None:
@@ -50,11 +94,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}, torch {torch.__version__}")
-    print(f"{'track':<10} {'bare train s':>13} {'synth total s':>14} {'ratio':>7}  (median of {args.runs})")
+    print(f"{'track':<10} {'bare s':>8} {'synth s':>8} {'ratio':>6}   {'bare loop':>9} {'synth loop':>10} "
+          f"{'setup':>6}  (median of {args.runs}; loop = training steps only)")
     with Sandbox() as sandbox:
         for track in ("single_ar", "mqar"):
-            b, s = overhead(track, args.runs, sandbox)
-            print(f"{track:<10} {b:>13.3f} {s:>14.3f} {s / b:>7.3f}")
+            m = measure(track, args.runs, sandbox)
+            print(f"{track:<10} {m['bare']:>8.3f} {m['synth']:>8.3f} {m['synth'] / m['bare']:>6.3f}   "
+                  f"{m['bare_loop']:>9.3f} {m['synth_loop']:>10.3f} {m['setup']:>6.3f}")
+        print(f"isolation: {sandbox.isolation}")
 
 
 if __name__ == "__main__":
