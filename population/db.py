@@ -33,65 +33,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+from population import schema, window
 from population.records import Candidate, Evaluation, LLMCall
+from population.schema import SCHEMA_VERSION
 
 DB_NAME = "synth.db"
 APPLICATION_ID = 0x53594E54  # "SYNT": marks the file as a synth run database
-SCHEMA_VERSION = 1
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-
-_SCHEMA = (
-    """CREATE TABLE run (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        config TEXT NOT NULL,
-        created_at REAL NOT NULL)""",
-    """CREATE TABLE candidates (
-        id INTEGER PRIMARY KEY,
-        generation INTEGER NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('program', 'code')),
-        genome TEXT,
-        source TEXT NOT NULL,
-        parents TEXT NOT NULL,
-        operator TEXT NOT NULL,
-        operator_params TEXT NOT NULL,
-        model TEXT,
-        fingerprint TEXT,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'scored', 'failed', 'duplicate', 'invalid', 'screened')),
-        duplicate_of INTEGER REFERENCES candidates(id),
-        fitness REAL,
-        created_at REAL NOT NULL,
-        timings TEXT NOT NULL)""",
-    "CREATE INDEX candidates_fingerprint ON candidates(fingerprint)",
-    "CREATE INDEX candidates_status ON candidates(status)",
-    """CREATE TABLE evaluations (
-        id INTEGER PRIMARY KEY,
-        candidate_id INTEGER NOT NULL REFERENCES candidates(id),
-        track TEXT NOT NULL,
-        seed_set TEXT NOT NULL,
-        steps INTEGER NOT NULL,
-        outcome TEXT NOT NULL,
-        fitness REAL,
-        result TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        UNIQUE (candidate_id, track, seed_set, steps))""",
-    """CREATE TABLE llm_calls (
-        id INTEGER PRIMARY KEY,
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        operator TEXT NOT NULL,
-        parent_ids TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        reply TEXT NOT NULL,
-        tokens_in INTEGER NOT NULL,
-        tokens_out INTEGER NOT NULL,
-        cost_usd REAL NOT NULL,
-        latency_s REAL NOT NULL,
-        outcome TEXT NOT NULL,
-        child_id INTEGER,
-        error TEXT,
-        created_at REAL NOT NULL)""",
-    "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
 
 _CANDIDATE_COLUMNS = ("generation", "kind", "genome", "source", "parents", "operator", "operator_params", "model",
                       "fingerprint", "status", "duplicate_of", "fitness", "created_at", "timings")
@@ -138,7 +86,7 @@ def _check_file(path: Path) -> None:
     if version > SCHEMA_VERSION:
         raise RunDirError(f"{path}: written by a newer synth (schema {version}, this synth reads up to "
                           f"{SCHEMA_VERSION}); upgrade synth to open it")
-    if version < SCHEMA_VERSION:
+    if version < 1:
         raise RunDirError(f"{path}: unknown synth schema version {version}")
     try:
         conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
@@ -192,10 +140,8 @@ class RunDB:
         try:
             with conn:
                 conn.execute("BEGIN")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+                schema.build(conn)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("INSERT INTO run (id, config, created_at) VALUES (1, ?, ?)", (config_json, time.time()))
         finally:
             conn.close()
@@ -221,7 +167,13 @@ class RunDB:
         if not path.is_file():
             raise RunDirError(f"{run_dir}: not a synth run directory (no {DB_NAME})")
         _check_file(path)
-        return cls(path)
+        db = cls(path)
+        try:
+            db._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     @classmethod
     def open_or_create(cls, run_dir: Path | str, config: dict) -> tuple["RunDB", bool]:
@@ -238,6 +190,27 @@ class RunDB:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _migrate(self) -> None:
+        """Brings an older run up to SCHEMA_VERSION (population/schema.py), after a backup copy."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        backup = self.path.with_name(f"{DB_NAME}.bak-v{version}")
+        if not backup.exists():
+            target = sqlite3.connect(backup)
+            try:
+                self._conn.backup(target)
+            finally:
+                target.close()
+        try:
+            with self._write() as conn:
+                found = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
+                if found < SCHEMA_VERSION:
+                    schema.upgrade(conn, found)
+        except sqlite3.DatabaseError as err:
+            raise RunDirError(f"{self.path}: could not upgrade schema {version} to {SCHEMA_VERSION} "
+                              f"({_one_line(err)}); the file is unchanged, a copy is in {backup.name}") from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -372,7 +345,31 @@ class RunDB:
             where = ("EXISTS (SELECT 1 FROM evaluations e WHERE e.candidate_id = COALESCE(candidates.duplicate_of, "
                      "candidates.id) AND e.track = ?)")
             args = [track]
-        return self._select_candidates(where, args, "fitness IS NULL, fitness DESC, id LIMIT ?", [k])
+        return self._select_candidates(where, args, "fitness DESC, id LIMIT ?", [k])  # NULL sorts lowest: last
+
+    # ------------------------------------------------------------------ what a proposal reads (population/window.py)
+    def alive(self, horizon: int, population: int, elites: int) -> list[Candidate]:
+        """selection.alive over the engine's window (every seed, and the candidates below `horizon`)."""
+        return self._by_ids(window.alive_ids(self._conn, horizon, population, elites))
+
+    def seeds_to_tune(self) -> list[Candidate]:
+        """The alive seeds with program text: scored ones, then duplicates, each by id."""
+        return self._by_ids(window.seed_ids_to_tune(self._conn), keep_order=True)
+
+    def ranked_programs(self, horizon: int, limit: int) -> list[Candidate]:
+        """The window's `limit` best alive candidates with program text, by selection.rank_key."""
+        return self._by_ids(window.ranked_program_ids(self._conn, horizon, limit), keep_order=True)
+
+    def tune_trials(self, root: int) -> list[Candidate]:
+        """Every `tune` child of the structure rooted at candidate `root`, by id."""
+        return self._by_ids(window.tune_trial_ids(self._conn, root))
+
+    def _by_ids(self, ids: list[int], keep_order: bool = False) -> list[Candidate]:
+        """The candidates with these ids: in id order, or in the order given."""
+        if not ids:
+            return []
+        found = {c.id: c for c in self._select_candidates(f"id IN ({', '.join('?' * len(ids))})", ids, "id")}
+        return [found[i] for i in ids] if keep_order else sorted(found.values(), key=lambda c: c.id)
 
     def _select_candidates(self, where: str, args: list, order: str, tail: list = ()) -> list[Candidate]:
         rows = self._conn.execute(f"SELECT * FROM candidates WHERE {where} ORDER BY {order}", [*args, *tail])
