@@ -1,16 +1,20 @@
 """The run database: one SQLite file, `<run_dir>/synth.db`, holding everything a run knows.
 
-Schema (version 1; `PRAGMA user_version`, `PRAGMA application_id` = APPLICATION_ID):
+Schema (`PRAGMA user_version`, `PRAGMA application_id` = APPLICATION_ID; the CREATE statements and the
+migrations that upgrade an older run are in population/schema.py):
 
     run          (id = 1, config JSON, created_at)           the run config, written once at creation
     candidates   (id INTEGER PRIMARY KEY, generation, kind, genome, source, parents JSON [ids],
                   operator, operator_params JSON, model, fingerprint, status, duplicate_of -> candidates,
-                  fitness, created_at, timings JSON)        indexes on fingerprint and status
+                  fitness, created_at, timings JSON)        indexed for dedup, status and a proposal's reads
     evaluations  (id, candidate_id -> candidates, track, seed_set, steps, outcome, fitness, result JSON,
                   created_at, UNIQUE (candidate_id, track, seed_set, steps))
     llm_calls    (id, provider, model, operator, parent_ids JSON, prompt, reply, tokens_in, tokens_out,
                   cost_usd, latency_s, outcome, child_id, error, created_at)
     state        (key PRIMARY KEY, value JSON)               e.g. "engine": children made so far + RNG state
+
+What a proposal reads (the alive window, the best few, a root's tune trials) are SQL queries in
+population/window.py whose cost does not grow with the run.
 
 Crash safety: WAL journal; every write that touches more than one row is one `BEGIN IMMEDIATE`
 transaction, so a SIGKILL at any moment leaves either all of it or none of it. `synchronous=FULL`

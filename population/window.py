@@ -26,30 +26,27 @@ def alive_ids(conn: sqlite3.Connection, horizon: int, population: int, elites: i
     young: list[int] = []
     if population > 0:
         young = _ids(conn, f"SELECT id FROM candidates INDEXED BY candidates_alive WHERE {ALIVE} AND id < ? "
-                     "ORDER BY id DESC LIMIT ?",
-                     (horizon, population))
+                           "ORDER BY id DESC LIMIT ?", (horizon, population))
         young += _ids(conn, f"SELECT id FROM candidates INDEXED BY candidates_seeds "
                            f"WHERE generation = 0 AND id >= ? AND {ALIVE}", (horizon,))
         young = sorted(young)[-population:]
     kept = set(young)
     elite = _ids(conn, f"SELECT id FROM candidates INDEXED BY candidates_fitness WHERE {ALIVE} AND {_VISIBLE} "
-                       "ORDER BY fitness DESC, id LIMIT ?",
-                 (horizon, max(elites, 0)))
+                       "ORDER BY fitness DESC, id LIMIT ?", (horizon, max(elites, 0)))
     return sorted(young + [i for i in elite if i not in kept])
 
 
 def seed_ids_to_tune(conn: sqlite3.Connection) -> list[int]:
     """Seeds with program text that are alive (scored or duplicate, with or without a fitness), in the
     order the engine's window lists them: scored ones first, then duplicates, each by id."""
-    return _ids(conn, "SELECT id FROM candidates INDEXED BY candidates_seeds WHERE generation = 0 AND status IN ('scored', 'duplicate') "
-                      "AND genome != '' ORDER BY status != 'scored', id", ())
+    return _ids(conn, "SELECT id FROM candidates INDEXED BY candidates_seeds WHERE generation = 0 "
+                      "AND status IN ('scored', 'duplicate') AND genome != '' ORDER BY status != 'scored', id", ())
 
 
 def ranked_program_ids(conn: sqlite3.Connection, horizon: int, limit: int) -> list[int]:
     """The window's `limit` best candidates with program text, by selection.rank_key (no fitness last)."""
-    return _ids(conn, f"SELECT id FROM candidates INDEXED BY candidates_fitness WHERE status IN ('scored', 'duplicate') "
-                      f"AND {_VISIBLE} "
-                      "AND genome != '' ORDER BY fitness DESC, id LIMIT ?", (horizon, limit))
+    return _ids(conn, "SELECT id FROM candidates INDEXED BY candidates_fitness WHERE status IN ('scored', 'duplicate') "
+                      f"AND {_VISIBLE} AND genome != '' ORDER BY fitness DESC, id LIMIT ?", (horizon, limit))
 
 
 def tune_trial_ids(conn: sqlite3.Connection, root: int) -> list[int]:
