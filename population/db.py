@@ -38,83 +38,22 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from population import schema, window
-from population.records import Candidate, Evaluation, LLMCall
-from population.schema import SCHEMA_VERSION
+from population.dbfile import APPLICATION_ID, RunDirError, _one_line, check_file as _check_file, fsync as _fsync
+from population.llm_calls import LLMCallLog
+from population.records import Candidate, Evaluation
+from population.schema import SCHEMA_VERSION, encode_column, decode_row
 
 DB_NAME = "synth.db"
-APPLICATION_ID = 0x53594E54  # "SYNT": marks the file as a synth run database
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _CANDIDATE_COLUMNS = ("generation", "kind", "genome", "source", "parents", "operator", "operator_params", "model",
                       "fingerprint", "status", "duplicate_of", "fitness", "created_at", "timings")
-_JSON_FIELDS = {"parents", "operator_params", "timings", "parent_ids", "result"}
-_LLM_COLUMNS = ("provider", "model", "operator", "parent_ids", "prompt", "reply", "tokens_in", "tokens_out",
-                "cost_usd", "latency_s", "outcome", "child_id", "error", "created_at")
-
-
-class RunDirError(Exception):
-    """A run directory or database that cannot be used; the message is one line meant for the user."""
 
 
 class DuplicateEvaluationError(ValueError):
     """The (candidate, track, seed set, steps) evaluation is already recorded."""
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _column(name: str, value):
-    return json.dumps(value) if name in _JSON_FIELDS else value
-
-
-def _decode(row: sqlite3.Row) -> dict:
-    return {k: json.loads(row[k]) if k in _JSON_FIELDS else row[k] for k in row.keys()}
-
-
-def _check_file(path: Path) -> None:
-    """Refuses anything but a healthy synth database of a schema we read, without ever writing to it.
-
-    Identity and version come straight from the 100-byte file header, so a foreign file is judged
-    without SQLite touching it; only then a read-only connection runs `PRAGMA quick_check`.
-    """
-    with open(path, "rb") as f:
-        header = f.read(100)
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise RunDirError(f"{path}: not an SQLite database")
-    version = int.from_bytes(header[60:64], "big", signed=True)
-    app_id = int.from_bytes(header[68:72], "big", signed=True)
-    if app_id != APPLICATION_ID:
-        raise RunDirError(f"{path}: an SQLite database of another application (application_id {app_id:#x}), "
-                          "not a synth run")
-    if version > SCHEMA_VERSION:
-        raise RunDirError(f"{path}: written by a newer synth (schema {version}, this synth reads up to "
-                          f"{SCHEMA_VERSION}); upgrade synth to open it")
-    if version < 1:
-        raise RunDirError(f"{path}: unknown synth schema version {version}")
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
-        try:
-            problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                raise RunDirError(f"{path}: database is corrupt ({_one_line(problems[0])})")
-            if conn.execute("SELECT count(*) FROM run").fetchone()[0] != 1:
-                raise RunDirError(f"{path}: database is corrupt (no run config)")
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as err:
-        raise RunDirError(f"{path}: unreadable or corrupt database ({_one_line(err)})") from None
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class RunDB:
+class RunDB(LLMCallLog):
     """The run database of one run directory. Use `create`, `open` or `open_or_create`, not the constructor."""
 
     def __init__(self, path: Path) -> None:
@@ -275,7 +214,7 @@ class RunDB:
         for cand in cands:
             if cand.id is not None:
                 raise ValueError(f"candidate already has id {cand.id}; the database assigns ids")
-            cid = conn.execute(sql, [_column(c, getattr(cand, c)) for c in _CANDIDATE_COLUMNS]).lastrowid
+            cid = conn.execute(sql, [encode_column(c, getattr(cand, c)) for c in _CANDIDATE_COLUMNS]).lastrowid
             for parent in cand.parents:  # parents are a JSON list, so check here what a foreign key would
                 if parent >= cid or conn.execute("SELECT 1 FROM candidates WHERE id = ?", (parent,)).fetchone() is None:
                     raise ValueError(f"candidate parent {parent} does not exist")
@@ -290,15 +229,15 @@ class RunDB:
             row = conn.execute("SELECT * FROM candidates WHERE id = ?", (id,)).fetchone()
             if row is None:
                 raise KeyError(f"no candidate {id}")
-            cand = Candidate.model_validate({**_decode(row), **fields})
+            cand = Candidate.model_validate({**decode_row(row), **fields})
             if fields:
                 conn.execute(f"UPDATE candidates SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
-                             [*(_column(k, getattr(cand, k)) for k in fields), id])
+                             [*(encode_column(k, getattr(cand, k)) for k in fields), id])
         return cand
 
     def get_candidate(self, id: int) -> Optional[Candidate]:
         row = self._conn.execute("SELECT * FROM candidates WHERE id = ?", (id,)).fetchone()
-        return Candidate.model_validate(_decode(row)) if row else None
+        return Candidate.model_validate(decode_row(row)) if row else None
 
     def candidates(self, status: Optional[str] = None, generation: Optional[int] = None) -> list[Candidate]:
         where, args = [], []
@@ -377,7 +316,7 @@ class RunDB:
 
     def _select_candidates(self, where: str, args: list, order: str, tail: list = ()) -> list[Candidate]:
         rows = self._conn.execute(f"SELECT * FROM candidates WHERE {where} ORDER BY {order}", [*args, *tail])
-        return [Candidate.model_validate(_decode(r)) for r in rows]
+        return [Candidate.model_validate(decode_row(r)) for r in rows]
 
     # ------------------------------------------------------------------ lineage
     def lineage(self, id: int) -> list[Candidate]:
@@ -432,56 +371,7 @@ class RunDB:
                 args.append(value)
         rows = self._conn.execute(f"SELECT candidate_id, track, seed_set, steps, outcome, fitness, result, created_at "
                                   f"FROM evaluations WHERE {' AND '.join(where) or '1'} ORDER BY id", args)
-        return [Evaluation.model_validate(_decode(r)) for r in rows]
-
-    # ------------------------------------------------------------------ LLM calls
-    def add_llm_call(self, call: LLMCall) -> int:
-        """Records a call (even a failed one: it was paid for); sets and returns its id."""
-        if call.id is not None:
-            raise ValueError(f"LLM call already has id {call.id}; the database assigns ids")
-        with self._write() as conn:
-            call_id = conn.execute(
-                f"INSERT INTO llm_calls ({', '.join(_LLM_COLUMNS)}) VALUES ({', '.join('?' * len(_LLM_COLUMNS))})",
-                [_column(c, getattr(call, c)) for c in _LLM_COLUMNS]).lastrowid
-        call.id = call_id
-        return call_id
-
-    def llm_calls(self, child_id: Optional[int] = None) -> list[LLMCall]:
-        where, args = ("child_id = ?", [child_id]) if child_id is not None else ("1", [])
-        return [LLMCall.model_validate(_decode(r))
-                for r in self._conn.execute(f"SELECT * FROM llm_calls WHERE {where} ORDER BY id", args)]
-
-    def open_llm_reply(self, model: str, prompt: str, exclude: set[int] = frozenset()) -> Optional[LLMCall]:
-        """The earliest reply to exactly this prompt from this model that no committed candidate used yet
-        (outcome `open:ok` / `open:rejected`): a resume replays it instead of paying for it again."""
-        rows = self._conn.execute("SELECT * FROM llm_calls WHERE model = ? AND prompt = ? AND outcome IN "
-                                  "('open:ok', 'open:rejected') ORDER BY id", (model, prompt))
-        for row in rows:
-            if row["id"] not in exclude:
-                return LLMCall.model_validate(_decode(row))
-        return None
-
-    def close_open_llm_calls(self) -> int:
-        """At the end of a run: calls still open made no candidate (their proposal died with a killed run
-        and its prompt never came back); they stay recorded, paid for, as `orphaned`."""
-        with self._write() as conn:
-            return conn.execute("UPDATE llm_calls SET outcome = 'orphaned' WHERE outcome LIKE 'open:%'").rowcount
-
-    def llm_costs(self) -> dict[int, dict]:
-        """child id -> {"calls", "tokens_in", "tokens_out", "cost_usd"} of the calls that made it."""
-        rows = self._conn.execute("SELECT child_id, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) "
-                                  "AS tokens_out, sum(cost_usd) AS cost_usd FROM llm_calls WHERE child_id IS NOT NULL "
-                                  "GROUP BY child_id")
-        return {r["child_id"]: {k: r[k] for k in ("calls", "tokens_in", "tokens_out", "cost_usd")} for r in rows}
-
-    def llm_totals(self) -> dict:
-        """{"calls", "tokens_in", "tokens_out", "cost_usd", "by_model": {model: the same four}}."""
-        rows = self._conn.execute("SELECT model, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS "
-                                  "tokens_out, sum(cost_usd) AS cost_usd FROM llm_calls GROUP BY model ORDER BY model")
-        by_model = {r["model"]: {k: r[k] for k in ("calls", "tokens_in", "tokens_out", "cost_usd")} for r in rows}
-        totals = {k: sum(m[k] for m in by_model.values()) for k in ("calls", "tokens_in", "tokens_out")}
-        totals["cost_usd"] = float(sum(m["cost_usd"] for m in by_model.values()))
-        return {**totals, "by_model": by_model}
+        return [Evaluation.model_validate(decode_row(r)) for r in rows]
 
     # ------------------------------------------------------------------ operators
     def operator_stats(self) -> list[dict]:

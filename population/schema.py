@@ -23,6 +23,7 @@ run twice (two copies) gives the same file.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Callable
 
@@ -111,3 +112,15 @@ def upgrade(conn: sqlite3.Connection, version: int) -> None:
     for migration in MIGRATIONS[version - 1:]:
         migration(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+# How a record's fields are stored: JSON text for the structured ones.
+_JSON_FIELDS = {"parents", "operator_params", "timings", "parent_ids", "result"}
+
+
+def encode_column(name: str, value):
+    return json.dumps(value) if name in _JSON_FIELDS else value
+
+
+def decode_row(row: sqlite3.Row) -> dict:
+    return {k: json.loads(row[k]) if k in _JSON_FIELDS else row[k] for k in row.keys()}

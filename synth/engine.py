@@ -37,7 +37,7 @@ from primitives.program import Program
 from primitives.seeds import seed_programs
 from synth.config import AUDIT_EVERY, RunConfig
 from synth.fitness import describe, fitness
-from synth.inspect import search_result
+from synth.reporting.queries import search_result
 from synth.tune import tune_child
 from synth.variation import OPERATORS, live_text
 
