@@ -307,6 +307,14 @@ class RunDB(LLMCallLog):
         """Every `tune` child of the structure rooted at candidate `root`, by id."""
         return self._by_ids(window.tune_trial_ids(self._conn, root))
 
+    def latest(self, status: str, n: int) -> list[Candidate]:
+        """The `n` newest candidates with this status, in id order (`candidates(status)[-n:]`)."""
+        return self._by_ids(window.latest_ids(self._conn, status, n))
+
+    def children_of(self, parents: list[int], n: int) -> list[Candidate]:
+        """The `n` newest candidates whose first parent is in `parents`, in id order."""
+        return self._by_ids(window.children_ids(self._conn, list(parents), n)) if parents and n > 0 else []
+
     def _by_ids(self, ids: list[int], keep_order: bool = False) -> list[Candidate]:
         """The candidates with these ids: in id order, or in the order given."""
         if not ids:

@@ -86,7 +86,8 @@ ALIVE = "status IN ('scored', 'duplicate') AND fitness IS NOT NULL"
 
 
 def _v2_window_indexes(conn: sqlite3.Connection) -> None:
-    """A proposal reads the alive window, the best few and a root's tune trials through these, so its
+    """A proposal reads the alive window, the best few, a root's tune trials and (LLM prompts) the children
+    of a lineage through these, so its
     cost does not grow with the run (issue 15): each query walks an index and stops at its LIMIT.
     NULL sorts lowest, so `fitness DESC` puts unscored candidates last, as `RunDB.top` wants."""
     conn.execute(f"CREATE INDEX candidates_alive ON candidates(id) WHERE {ALIVE}")
@@ -94,6 +95,7 @@ def _v2_window_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX candidates_seeds ON candidates(id) WHERE generation = 0")
     conn.execute("CREATE INDEX candidates_tune_root ON candidates(json_extract(operator_params, '$.root')) "
                  "WHERE operator = 'tune'")
+    conn.execute("CREATE INDEX candidates_first_parent ON candidates(json_extract(parents, '$[0]'))")
 
 
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v2_window_indexes,)

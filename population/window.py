@@ -53,3 +53,16 @@ def tune_trial_ids(conn: sqlite3.Connection, root: int) -> list[int]:
     """Every `tune` child of `root`'s structure, by id."""
     return _ids(conn, "SELECT id FROM candidates INDEXED BY candidates_tune_root WHERE operator = 'tune' "
                       "AND json_extract(operator_params, '$.root') = ? ORDER BY id", (root,))
+
+
+def latest_ids(conn: sqlite3.Connection, status: str, n: int) -> list[int]:
+    """The `n` newest candidates with this status, oldest of them first."""
+    return _ids(conn, "SELECT id FROM candidates INDEXED BY candidates_status WHERE status = ? "
+                      "ORDER BY id DESC LIMIT ?", (status, n))[::-1]
+
+
+def children_ids(conn: sqlite3.Connection, parents: list[int], n: int) -> list[int]:
+    """The `n` newest candidates whose first parent is one of `parents`, oldest of them first."""
+    marks = ", ".join("?" * len(parents))
+    return _ids(conn, "SELECT id FROM candidates INDEXED BY candidates_first_parent "
+                      f"WHERE json_extract(parents, '$[0]') IN ({marks}) ORDER BY id DESC LIMIT ?", (*parents, n))[::-1]

@@ -38,6 +38,7 @@ def populated(tmp_path, n: int = 400, seed: int = 3) -> RunDB:
         genome = None if operator == "llm_edit" else f"g{i}" if seed_row else rng.choice([f"g{i}", f"g{i}", ""])
         cands.append(Candidate(generation=0 if seed_row else 1 + (i - 7) // 16, kind="code" if genome is None
                                else "program", genome=genome, source=f"# candidate {i}\n", operator=operator,
+                               parents=[] if seed_row else rng.sample(range(1, min(i, 40)), rng.randrange(1, 3)),
                                operator_params=params, status=status, fitness=fitness))
     db.add_candidates(cands)
     return db
@@ -86,3 +87,14 @@ def test_top_puts_unscored_last_and_ties_to_the_older(db):
     everyone = db.candidates()
     assert db.top(len(everyone)) == sorted(everyone, key=rank_key)
     assert db.top(3) == sorted(everyone, key=rank_key)[:3]
+
+
+def test_latest_and_children_of_are_the_tails_of_the_full_lists(db):
+    everyone = db.candidates()
+    for status in ("invalid", "scored", "pending"):
+        for n in (1, 5, 1000):
+            assert db.latest(status, n) == [c for c in everyone if c.status == status][-n:]
+    for chain in ([1], [1, 2, 5], [7, 30, 31, 32], [999]):
+        for n in (1, 6, 1000):
+            assert db.children_of(chain, n) == [c for c in everyone if c.parents and c.parents[0] in chain][-n:]
+    assert len(db.children_of([1, 2, 5], 1000)) > 6
