@@ -140,20 +140,22 @@ class RunDB(LLMCallLog):
         if version >= SCHEMA_VERSION:
             return
         backup = self.path.with_name(f"{DB_NAME}.bak-v{version}")
-        if not backup.exists():
-            target = sqlite3.connect(backup)
-            try:
-                self._conn.backup(target)
-            finally:
-                target.close()
         try:
+            if not backup.exists():  # made under another name first: a half-written copy never counts
+                partial = backup.with_name(f".{backup.name}.{os.getpid()}.tmp")
+                target = sqlite3.connect(partial)
+                try:
+                    self._conn.backup(target)
+                finally:
+                    target.close()
+                os.replace(partial, backup)
             with self._write() as conn:
                 found = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
                 if found < SCHEMA_VERSION:
                     schema.upgrade(conn, found)
-        except sqlite3.DatabaseError as err:
+        except (OSError, sqlite3.Error) as err:  # a read-only run directory, a full disk
             raise RunDirError(f"{self.path}: could not upgrade schema {version} to {SCHEMA_VERSION} "
-                              f"({_one_line(err)}); the file is unchanged, a copy is in {backup.name}") from None
+                              f"({_one_line(err)}); the file is unchanged") from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
