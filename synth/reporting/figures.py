@@ -137,7 +137,7 @@ def progress_panel(series: dict, key: str, xlabel: str, xfmt) -> str:
     return _svg(w, h, body, f"best fitness so far against {xlabel}")
 
 
-def wall_fmt(series: dict):
+def wall_axis(series: dict):
     span = series["points"][-1]["t"] if series["points"] else 0
     if span > 7200:
         return "wall time (h)", lambda v: f"{v / 3600:g}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from population.db import RunDB
 from synth.reporting.figures import (esc, fmt, generation_chart, lineage_svg, operator_chart, operator_table,
-                                     progress_panel, wall_fmt)
+                                     progress_panel, wall_axis)
 from synth.reporting.queries import (ELITE, generation_scores, leaderboard, lineage_graph, operator_rows,
                                      progress_series)
 
@@ -126,7 +126,7 @@ def write_report(db: RunDB, out_path: Path, baseline: RunDB | None = None) -> Pa
     board = leaderboard(db, TOP)
     series, gens, ops, graph = progress_series(db), generation_scores(db), operator_rows(db), lineage_graph(db)
     track = board["track"]
-    wall_label, wall_fmt = wall_fmt(series)
+    wall_label, wall_fmt = wall_axis(series)
     best = board["top"][0] if board["top"] else None
     llm = board["llm"]
     heldout = {r["id"]: r["heldout"] for r in board["top"] if r["heldout"]}
