@@ -31,7 +31,7 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def print_json(data) -> None:
-    from synth.inspect import strict_json
+    from synth.reporting.queries import strict_json
 
     sys.stdout.write(strict_json(data) + "\n")
 
@@ -257,7 +257,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
 ) -> None:
     """The run's leaderboard, operator statistics and LLM spend."""
-    from synth.inspect import leaderboard, render_leaderboard
+    from synth.reporting.queries import leaderboard
+    from synth.reporting.tables import render_leaderboard
 
     db = open_run(run_dir)
     with db:
@@ -277,7 +278,8 @@ def lineage(
     dot: bool = typer.Option(False, "--dot", help="Print the ancestry graph as Graphviz DOT."),
 ) -> None:
     """Who begat whom: the ancestry of a candidate back to its seeds."""
-    from synth.inspect import ancestry, ancestry_dot, render_ancestry, resolve_candidate
+    from synth.reporting.queries import ancestry, ancestry_dot, resolve_candidate
+    from synth.reporting.tables import render_ancestry
 
     db = open_run(run_dir)
     with db:
@@ -306,7 +308,7 @@ def export(
     from population.db import RunDirError
     from population.rundir import lock_run_dir
     from synth.export import ExportMismatch, check_out_dir, export_candidate
-    from synth.inspect import resolve_candidate
+    from synth.reporting.queries import resolve_candidate
 
     db = open_run(run_dir)
     with db:
@@ -394,7 +396,7 @@ def report(
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="A `synth baseline` run on the same track to compare against at equal cost."),
 ) -> None:
     """One self-contained HTML page: progress, generations, operators, the elite's lineage, top table."""
-    from synth.report import write_report
+    from synth.reporting.html import write_report
 
     db = open_run(run_dir)
     reference = open_run(baseline) if baseline is not None else None
@@ -417,7 +419,7 @@ def plot(
     out: Path = typer.Option(..., "--out", "-o", help="Image file: .png, .svg or .pdf."),
 ) -> None:
     """The report's figures as PNG, SVG or PDF (matplotlib), for papers and issues."""
-    from synth.plots import FORMATS, write_plot
+    from synth.reporting.png import FORMATS, write_plot
 
     if what not in ("progress", "operators", "lineage"):
         fail(f"--what must be progress, operators or lineage, not {what!r}")

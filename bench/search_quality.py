@@ -16,7 +16,7 @@ from pathlib import Path
 
 from population.db import RunDB
 from synth.fitness import describe
-from synth.inspect import search_result
+from synth.reporting.queries import search_result
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINES = {  # docs/BENCHMARK.md, "How hard the tracks are": the best standard optimizers, same harness

@@ -1,16 +1,20 @@
 """The run database: one SQLite file, `<run_dir>/synth.db`, holding everything a run knows.
 
-Schema (version 1; `PRAGMA user_version`, `PRAGMA application_id` = APPLICATION_ID):
+Schema (`PRAGMA user_version`, `PRAGMA application_id` = APPLICATION_ID; the CREATE statements and the
+migrations that upgrade an older run are in population/schema.py):
 
     run          (id = 1, config JSON, created_at)           the run config, written once at creation
     candidates   (id INTEGER PRIMARY KEY, generation, kind, genome, source, parents JSON [ids],
                   operator, operator_params JSON, model, fingerprint, status, duplicate_of -> candidates,
-                  fitness, created_at, timings JSON)        indexes on fingerprint and status
+                  fitness, created_at, timings JSON)        indexed for dedup, status and a proposal's reads
     evaluations  (id, candidate_id -> candidates, track, seed_set, steps, outcome, fitness, result JSON,
                   created_at, UNIQUE (candidate_id, track, seed_set, steps))
     llm_calls    (id, provider, model, operator, parent_ids JSON, prompt, reply, tokens_in, tokens_out,
                   cost_usd, latency_s, outcome, child_id, error, created_at)
     state        (key PRIMARY KEY, value JSON)               e.g. "engine": children made so far + RNG state
+
+What a proposal reads (the alive window, the best few, a root's tune trials) are SQL queries in
+population/window.py whose cost does not grow with the run.
 
 Crash safety: WAL journal; every write that touches more than one row is one `BEGIN IMMEDIATE`
 transaction, so a SIGKILL at any moment leaves either all of it or none of it. `synchronous=FULL`
@@ -33,136 +37,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from population.records import Candidate, Evaluation, LLMCall
+from population import schema, window
+from population.dbfile import APPLICATION_ID, RunDirError, _one_line, check_file as _check_file, fsync as _fsync
+from population.llm_calls import LLMCallLog
+from population.records import Candidate, Evaluation
+from population.schema import SCHEMA_VERSION, encode_column, decode_row
 
 DB_NAME = "synth.db"
-APPLICATION_ID = 0x53594E54  # "SYNT": marks the file as a synth run database
-SCHEMA_VERSION = 1
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-_SCHEMA = (
-    """CREATE TABLE run (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        config TEXT NOT NULL,
-        created_at REAL NOT NULL)""",
-    """CREATE TABLE candidates (
-        id INTEGER PRIMARY KEY,
-        generation INTEGER NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('program', 'code')),
-        genome TEXT,
-        source TEXT NOT NULL,
-        parents TEXT NOT NULL,
-        operator TEXT NOT NULL,
-        operator_params TEXT NOT NULL,
-        model TEXT,
-        fingerprint TEXT,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'scored', 'failed', 'duplicate', 'invalid', 'screened')),
-        duplicate_of INTEGER REFERENCES candidates(id),
-        fitness REAL,
-        created_at REAL NOT NULL,
-        timings TEXT NOT NULL)""",
-    "CREATE INDEX candidates_fingerprint ON candidates(fingerprint)",
-    "CREATE INDEX candidates_status ON candidates(status)",
-    """CREATE TABLE evaluations (
-        id INTEGER PRIMARY KEY,
-        candidate_id INTEGER NOT NULL REFERENCES candidates(id),
-        track TEXT NOT NULL,
-        seed_set TEXT NOT NULL,
-        steps INTEGER NOT NULL,
-        outcome TEXT NOT NULL,
-        fitness REAL,
-        result TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        UNIQUE (candidate_id, track, seed_set, steps))""",
-    """CREATE TABLE llm_calls (
-        id INTEGER PRIMARY KEY,
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        operator TEXT NOT NULL,
-        parent_ids TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        reply TEXT NOT NULL,
-        tokens_in INTEGER NOT NULL,
-        tokens_out INTEGER NOT NULL,
-        cost_usd REAL NOT NULL,
-        latency_s REAL NOT NULL,
-        outcome TEXT NOT NULL,
-        child_id INTEGER,
-        error TEXT,
-        created_at REAL NOT NULL)""",
-    "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
 
 _CANDIDATE_COLUMNS = ("generation", "kind", "genome", "source", "parents", "operator", "operator_params", "model",
                       "fingerprint", "status", "duplicate_of", "fitness", "created_at", "timings")
-_JSON_FIELDS = {"parents", "operator_params", "timings", "parent_ids", "result"}
-_LLM_COLUMNS = ("provider", "model", "operator", "parent_ids", "prompt", "reply", "tokens_in", "tokens_out",
-                "cost_usd", "latency_s", "outcome", "child_id", "error", "created_at")
-
-
-class RunDirError(Exception):
-    """A run directory or database that cannot be used; the message is one line meant for the user."""
 
 
 class DuplicateEvaluationError(ValueError):
     """The (candidate, track, seed set, steps) evaluation is already recorded."""
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _column(name: str, value):
-    return json.dumps(value) if name in _JSON_FIELDS else value
-
-
-def _decode(row: sqlite3.Row) -> dict:
-    return {k: json.loads(row[k]) if k in _JSON_FIELDS else row[k] for k in row.keys()}
-
-
-def _check_file(path: Path) -> None:
-    """Refuses anything but a healthy synth database of a schema we read, without ever writing to it.
-
-    Identity and version come straight from the 100-byte file header, so a foreign file is judged
-    without SQLite touching it; only then a read-only connection runs `PRAGMA quick_check`.
-    """
-    with open(path, "rb") as f:
-        header = f.read(100)
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise RunDirError(f"{path}: not an SQLite database")
-    version = int.from_bytes(header[60:64], "big", signed=True)
-    app_id = int.from_bytes(header[68:72], "big", signed=True)
-    if app_id != APPLICATION_ID:
-        raise RunDirError(f"{path}: an SQLite database of another application (application_id {app_id:#x}), "
-                          "not a synth run")
-    if version > SCHEMA_VERSION:
-        raise RunDirError(f"{path}: written by a newer synth (schema {version}, this synth reads up to "
-                          f"{SCHEMA_VERSION}); upgrade synth to open it")
-    if version < SCHEMA_VERSION:
-        raise RunDirError(f"{path}: unknown synth schema version {version}")
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
-        try:
-            problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                raise RunDirError(f"{path}: database is corrupt ({_one_line(problems[0])})")
-            if conn.execute("SELECT count(*) FROM run").fetchone()[0] != 1:
-                raise RunDirError(f"{path}: database is corrupt (no run config)")
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as err:
-        raise RunDirError(f"{path}: unreadable or corrupt database ({_one_line(err)})") from None
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class RunDB:
+class RunDB(LLMCallLog):
     """The run database of one run directory. Use `create`, `open` or `open_or_create`, not the constructor."""
 
     def __init__(self, path: Path) -> None:
@@ -192,10 +83,8 @@ class RunDB:
         try:
             with conn:
                 conn.execute("BEGIN")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+                schema.build(conn)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("INSERT INTO run (id, config, created_at) VALUES (1, ?, ?)", (config_json, time.time()))
         finally:
             conn.close()
@@ -221,7 +110,13 @@ class RunDB:
         if not path.is_file():
             raise RunDirError(f"{run_dir}: not a synth run directory (no {DB_NAME})")
         _check_file(path)
-        return cls(path)
+        db = cls(path)
+        try:
+            db._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     @classmethod
     def open_or_create(cls, run_dir: Path | str, config: dict) -> tuple["RunDB", bool]:
@@ -238,6 +133,29 @@ class RunDB:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _migrate(self) -> None:
+        """Brings an older run up to SCHEMA_VERSION (population/schema.py), after a backup copy."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        backup = self.path.with_name(f"{DB_NAME}.bak-v{version}")
+        try:
+            if not backup.exists():  # made under another name first: a half-written copy never counts
+                partial = backup.with_name(f".{backup.name}.{os.getpid()}.tmp")
+                target = sqlite3.connect(partial)
+                try:
+                    self._conn.backup(target)
+                finally:
+                    target.close()
+                os.replace(partial, backup)
+            with self._write() as conn:
+                found = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
+                if found < SCHEMA_VERSION:
+                    schema.upgrade(conn, found)
+        except (OSError, sqlite3.Error) as err:  # a read-only run directory, a full disk
+            raise RunDirError(f"{self.path}: could not upgrade schema {version} to {SCHEMA_VERSION} "
+                              f"({_one_line(err)}); the file is unchanged") from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -298,7 +216,7 @@ class RunDB:
         for cand in cands:
             if cand.id is not None:
                 raise ValueError(f"candidate already has id {cand.id}; the database assigns ids")
-            cid = conn.execute(sql, [_column(c, getattr(cand, c)) for c in _CANDIDATE_COLUMNS]).lastrowid
+            cid = conn.execute(sql, [encode_column(c, getattr(cand, c)) for c in _CANDIDATE_COLUMNS]).lastrowid
             for parent in cand.parents:  # parents are a JSON list, so check here what a foreign key would
                 if parent >= cid or conn.execute("SELECT 1 FROM candidates WHERE id = ?", (parent,)).fetchone() is None:
                     raise ValueError(f"candidate parent {parent} does not exist")
@@ -313,15 +231,15 @@ class RunDB:
             row = conn.execute("SELECT * FROM candidates WHERE id = ?", (id,)).fetchone()
             if row is None:
                 raise KeyError(f"no candidate {id}")
-            cand = Candidate.model_validate({**_decode(row), **fields})
+            cand = Candidate.model_validate({**decode_row(row), **fields})
             if fields:
                 conn.execute(f"UPDATE candidates SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
-                             [*(_column(k, getattr(cand, k)) for k in fields), id])
+                             [*(encode_column(k, getattr(cand, k)) for k in fields), id])
         return cand
 
     def get_candidate(self, id: int) -> Optional[Candidate]:
         row = self._conn.execute("SELECT * FROM candidates WHERE id = ?", (id,)).fetchone()
-        return Candidate.model_validate(_decode(row)) if row else None
+        return Candidate.model_validate(decode_row(row)) if row else None
 
     def candidates(self, status: Optional[str] = None, generation: Optional[int] = None) -> list[Candidate]:
         where, args = [], []
@@ -372,11 +290,43 @@ class RunDB:
             where = ("EXISTS (SELECT 1 FROM evaluations e WHERE e.candidate_id = COALESCE(candidates.duplicate_of, "
                      "candidates.id) AND e.track = ?)")
             args = [track]
-        return self._select_candidates(where, args, "fitness IS NULL, fitness DESC, id LIMIT ?", [k])
+        return self._select_candidates(where, args, "fitness DESC, id LIMIT ?", [k])  # NULL sorts lowest: last
+
+    # ------------------------------------------------------------------ what a proposal reads (population/window.py)
+    def alive(self, horizon: int, population: int, elites: int) -> list[Candidate]:
+        """selection.alive over the engine's window (every seed, and the candidates below `horizon`)."""
+        return self._by_ids(window.alive_ids(self._conn, horizon, population, elites))
+
+    def seeds_to_tune(self) -> list[Candidate]:
+        """The alive seeds with program text: scored ones, then duplicates, each by id."""
+        return self._by_ids(window.seed_ids_to_tune(self._conn), keep_order=True)
+
+    def ranked_programs(self, horizon: int, limit: int) -> list[Candidate]:
+        """The window's `limit` best alive candidates with program text, by selection.rank_key."""
+        return self._by_ids(window.ranked_program_ids(self._conn, horizon, limit), keep_order=True)
+
+    def tune_trials(self, root: int) -> list[Candidate]:
+        """Every `tune` child of the structure rooted at candidate `root`, by id."""
+        return self._by_ids(window.tune_trial_ids(self._conn, root))
+
+    def latest(self, status: str, n: int) -> list[Candidate]:
+        """The `n` newest candidates with this status, in id order (`candidates(status)[-n:]`)."""
+        return self._by_ids(window.latest_ids(self._conn, status, n))
+
+    def children_of(self, parents: list[int], n: int) -> list[Candidate]:
+        """The `n` newest candidates whose first parent is in `parents`, in id order."""
+        return self._by_ids(window.children_ids(self._conn, list(parents), n)) if parents and n > 0 else []
+
+    def _by_ids(self, ids: list[int], keep_order: bool = False) -> list[Candidate]:
+        """The candidates with these ids: in id order, or in the order given."""
+        if not ids:
+            return []
+        found = {c.id: c for c in self._select_candidates(f"id IN ({', '.join('?' * len(ids))})", ids, "id")}
+        return [found[i] for i in ids] if keep_order else sorted(found.values(), key=lambda c: c.id)
 
     def _select_candidates(self, where: str, args: list, order: str, tail: list = ()) -> list[Candidate]:
         rows = self._conn.execute(f"SELECT * FROM candidates WHERE {where} ORDER BY {order}", [*args, *tail])
-        return [Candidate.model_validate(_decode(r)) for r in rows]
+        return [Candidate.model_validate(decode_row(r)) for r in rows]
 
     # ------------------------------------------------------------------ lineage
     def lineage(self, id: int) -> list[Candidate]:
@@ -431,56 +381,7 @@ class RunDB:
                 args.append(value)
         rows = self._conn.execute(f"SELECT candidate_id, track, seed_set, steps, outcome, fitness, result, created_at "
                                   f"FROM evaluations WHERE {' AND '.join(where) or '1'} ORDER BY id", args)
-        return [Evaluation.model_validate(_decode(r)) for r in rows]
-
-    # ------------------------------------------------------------------ LLM calls
-    def add_llm_call(self, call: LLMCall) -> int:
-        """Records a call (even a failed one: it was paid for); sets and returns its id."""
-        if call.id is not None:
-            raise ValueError(f"LLM call already has id {call.id}; the database assigns ids")
-        with self._write() as conn:
-            call_id = conn.execute(
-                f"INSERT INTO llm_calls ({', '.join(_LLM_COLUMNS)}) VALUES ({', '.join('?' * len(_LLM_COLUMNS))})",
-                [_column(c, getattr(call, c)) for c in _LLM_COLUMNS]).lastrowid
-        call.id = call_id
-        return call_id
-
-    def llm_calls(self, child_id: Optional[int] = None) -> list[LLMCall]:
-        where, args = ("child_id = ?", [child_id]) if child_id is not None else ("1", [])
-        return [LLMCall.model_validate(_decode(r))
-                for r in self._conn.execute(f"SELECT * FROM llm_calls WHERE {where} ORDER BY id", args)]
-
-    def open_llm_reply(self, model: str, prompt: str, exclude: set[int] = frozenset()) -> Optional[LLMCall]:
-        """The earliest reply to exactly this prompt from this model that no committed candidate used yet
-        (outcome `open:ok` / `open:rejected`): a resume replays it instead of paying for it again."""
-        rows = self._conn.execute("SELECT * FROM llm_calls WHERE model = ? AND prompt = ? AND outcome IN "
-                                  "('open:ok', 'open:rejected') ORDER BY id", (model, prompt))
-        for row in rows:
-            if row["id"] not in exclude:
-                return LLMCall.model_validate(_decode(row))
-        return None
-
-    def close_open_llm_calls(self) -> int:
-        """At the end of a run: calls still open made no candidate (their proposal died with a killed run
-        and its prompt never came back); they stay recorded, paid for, as `orphaned`."""
-        with self._write() as conn:
-            return conn.execute("UPDATE llm_calls SET outcome = 'orphaned' WHERE outcome LIKE 'open:%'").rowcount
-
-    def llm_costs(self) -> dict[int, dict]:
-        """child id -> {"calls", "tokens_in", "tokens_out", "cost_usd"} of the calls that made it."""
-        rows = self._conn.execute("SELECT child_id, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) "
-                                  "AS tokens_out, sum(cost_usd) AS cost_usd FROM llm_calls WHERE child_id IS NOT NULL "
-                                  "GROUP BY child_id")
-        return {r["child_id"]: {k: r[k] for k in ("calls", "tokens_in", "tokens_out", "cost_usd")} for r in rows}
-
-    def llm_totals(self) -> dict:
-        """{"calls", "tokens_in", "tokens_out", "cost_usd", "by_model": {model: the same four}}."""
-        rows = self._conn.execute("SELECT model, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS "
-                                  "tokens_out, sum(cost_usd) AS cost_usd FROM llm_calls GROUP BY model ORDER BY model")
-        by_model = {r["model"]: {k: r[k] for k in ("calls", "tokens_in", "tokens_out", "cost_usd")} for r in rows}
-        totals = {k: sum(m[k] for m in by_model.values()) for k in ("calls", "tokens_in", "tokens_out")}
-        totals["cost_usd"] = float(sum(m["cost_usd"] for m in by_model.values()))
-        return {**totals, "by_model": by_model}
+        return [Evaluation.model_validate(decode_row(r)) for r in rows]
 
     # ------------------------------------------------------------------ operators
     def operator_stats(self) -> list[dict]:

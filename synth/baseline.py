@@ -204,7 +204,7 @@ class Baseline:
 def run_baseline(db: RunDB, cfg: BaselineConfig, console, quiet: bool = False) -> dict:
     """Runs (or resumes) the study, assesses the best trial on held-out seeds, returns the summary."""
     from synth.fitness import describe
-    from synth.inspect import leaderboard, search_result
+    from synth.reporting.queries import leaderboard, search_result
     from synth.engine import Progress
     from synth.runner import assess_finalists, make_pool
 

@@ -15,7 +15,7 @@ import statistics
 from evaluator.record import EvalResult
 from population.db import RunDB
 from synth.fitness import describe, fitness
-from synth.inspect import full_steps
+from synth.reporting.queries import full_steps
 
 
 def best_so_far(db: RunDB) -> list[dict]:
@@ -87,7 +87,7 @@ def comparison(search: RunDB, baseline: RunDB, marks: int = 10) -> dict:
 # ---------------------------------------------------------------------- the report's section
 def comparison_html(search: RunDB, baseline: RunDB) -> str:
     """`synth report RUN --baseline BASELINE`: both best-so-far lines against cost, both elites."""
-    from synth.report import _Frame, _domain, _esc, _svg
+    from synth.reporting.figures import _Frame, _domain, _svg, esc as _esc
 
     result = comparison(search, baseline)
     w, h = 720, 320

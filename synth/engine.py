@@ -32,12 +32,12 @@ from evaluator.record import EvalResult
 from evaluator.tracks import get_track
 from population.db import RunDB
 from population.records import Candidate, Evaluation
-from population.selection import ALIVE_STATUSES, alive, rank_key, select_parents
+from population.selection import select_parents
 from primitives.program import Program
 from primitives.seeds import seed_programs
 from synth.config import AUDIT_EVERY, RunConfig
 from synth.fitness import describe, fitness
-from synth.inspect import search_result
+from synth.reporting.queries import search_result
 from synth.tune import tune_child
 from synth.variation import OPERATORS, live_text
 
@@ -158,10 +158,9 @@ class Evolution:
         """Candidates below this id (and every seed) are what the next child may see."""
         return self.db.count() + 1 - self.config.population
 
-    def _window(self) -> list[Candidate]:
-        horizon = self._horizon()
-        return [c for status in ALIVE_STATUSES for c in self.db.candidates(status=status)
-                if c.generation == 0 or c.id < horizon]
+    def _alive(self) -> list[Candidate]:
+        """The population a child is bred from: selection.alive over the window, in SQL (population/window.py)."""
+        return self.db.alive(self._horizon(), self.config.population, self.config.elites)
 
     def _commit(self, made: list[Candidate], calls: list = ()) -> None:
         """New candidates (ids set on them), the RNG state that made them, the LLM proposals still in
@@ -186,8 +185,7 @@ class Evolution:
     def _one_child(self) -> list[Candidate]:
         """A genetic child (tries operators until one passes the probe; failed tries are recorded as
         `invalid`), or none yet: an LLM proposal started, committed when its model answers."""
-        visible = self._window()
-        population = alive(visible, self.config.population, self.config.elites)
+        population = self._alive()
         if not population:
             raise NothingAlive("no scored candidate is alive: every seed failed to evaluate "
                                "(see `synth show` for their outcomes)")
@@ -200,13 +198,13 @@ class Evolution:
                     return []
             except Exception as exc:  # an LLM proposal never takes the run down
                 self.llm.notice(f"LLM proposal failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-        return self._genetic_children(visible, population, generation, gate)
+        return self._genetic_children(population, generation, gate)
 
-    def _genetic_children(self, visible: list[Candidate], population: list[Candidate], generation: int,
+    def _genetic_children(self, population: list[Candidate], generation: int,
                           gate: Optional[dict]) -> list[Candidate]:
         made: list[Candidate] = []
         for _ in range(self.config.max_proposal_tries):
-            tuned_seed = self._seed_to_tune(visible) if not made else None
+            tuned_seed = self._seed_to_tune() if not made else None
             if tuned_seed is not None:
                 operator, parents = "tune", [tuned_seed]
                 child = self._genetic_child(operator, parents, generation, redraw=False)
@@ -215,7 +213,7 @@ class Evolution:
                 n_parents = 2 if operator in TWO_PARENT_OPERATORS else 1
                 # genetic operators need program text: code-only LLM children are not their parents
                 programs = ([c for c in population if c.genome]
-                            or sorted((c for c in visible if c.genome), key=rank_key)[:100])
+                            or self.db.ranked_programs(self._horizon(), 100))
                 parents = select_parents(programs, n_parents, self.config.tournament, self.rng)
                 child = self._genetic_child(operator, parents, generation)
                 if child is None:  # it computes what its parent does: redraw, at no cost to the budget
@@ -248,11 +246,10 @@ class Evolution:
 
     def _stand_in(self, entry: Optional[dict]) -> list[Candidate]:
         """A genetic child in place of an LLM child that did not come."""
-        visible = self._window()
-        population = alive(visible, self.config.population, self.config.elites)
+        population = self._alive()
         generation = entry["generation"] if entry else (self.children - 1) // self.config.population + 1
         gate = entry["gate"] if entry else self._gate_plan(population, audit=False)
-        return self._genetic_children(visible, population, generation, gate)
+        return self._genetic_children(population, generation, gate)
 
     def _reopen_llm(self, entries: list[dict]) -> None:
         """A resumed run asks the questions its proposals in flight were asking (the replies already
@@ -261,10 +258,10 @@ class Evolution:
             if self.llm is None or not self.llm.resume(entry):
                 self._commit(self._stand_in(entry))
 
-    def _seed_to_tune(self, visible: list[Candidate]) -> Optional[Candidate]:
+    def _seed_to_tune(self) -> Optional[Candidate]:
         """The first `tune_seeds` x seeds children tune the seeds in turn: the population starts from
         the known optimizers at good constants, not at their textbook ones."""
-        seeds = [c for c in visible if c.generation == 0 and c.genome]
+        seeds = self.db.seeds_to_tune()
         if not seeds or self.children > self.config.tune_seeds * len(seeds):
             return None
         return seeds[(self.children - 1) % len(seeds)]

@@ -11,7 +11,7 @@ from evaluator.sandbox import Sandbox
 from evaluator.tracks import get_track
 from population.db import RunDB
 from synth.fitness import describe
-from synth.inspect import ancestry, heldout_summary, search_result, strict_json
+from synth.reporting.queries import ancestry, heldout_summary, search_result, strict_json
 
 
 class ExportMismatch(RuntimeError):

@@ -260,7 +260,7 @@ class LLMVariation:
         best = [c for c in self.db.top(3) if c.fitness is not None]
         others = [c for c in population if c.id not in {b.id for b in best} | {p.id for p in parents}]
         diverse = rng.sample(others, min(3, len(others)))
-        failed = [c for c in self.db.candidates(status="invalid")[-5:]]
+        failed = self.db.latest("invalid", 5)
         target = (f"eval accuracy >= {spec.target_accuracy} in as few steps as possible (eval every {spec.eval_every})"
                   if spec.task == "recall" else "the lowest final eval MSE")
         return PromptContext(
@@ -275,7 +275,7 @@ class LLMVariation:
     def _attempts(self, parent: Candidate) -> list[str]:
         """Children made on the parent's lineage, newest last: what was tried and how the score moved."""
         chain = {c.id: c for c in self.db.lineage(parent.id)[:6]}
-        tried = [c for c in self.db.candidates() if c.parents and c.parents[0] in chain][-ATTEMPTS_SHOWN:]
+        tried = self.db.children_of(list(chain), ATTEMPTS_SHOWN)
         lines = []
         for child in tried:
             base = chain[child.parents[0]].fitness

@@ -226,7 +226,7 @@ def assess_finalists(db: RunDB, cfg: RunConfig, pool, console: Console, progress
 
 def run_summary(db: RunDB, progress: Progress, wall_s: float, run_dir: Path, evaluations: int) -> dict:
     """`evaluations` and `wall_s` are this process's (a resumed run's earlier work is in `evaluations_total`)."""
-    from synth.inspect import leaderboard
+    from synth.reporting.queries import leaderboard
 
     board = leaderboard(db, 5)
     return {
@@ -248,7 +248,7 @@ def run_summary(db: RunDB, progress: Progress, wall_s: float, run_dir: Path, eva
 
 
 def print_summary(console: Console, summary: dict) -> None:
-    from synth.inspect import render_leaderboard
+    from synth.reporting.tables import render_leaderboard
 
     console.rule("summary")
     console.print(f"this session: {summary['evaluations']} evaluations in {summary['wall_s']} s "

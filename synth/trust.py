@@ -126,7 +126,7 @@ def assess_and_record(db, pool, cand, k: int = 3) -> dict:
     known = db.get_state(f"compliance/{cand.id}")
     if known is not None:
         return known
-    from synth.inspect import search_result
+    from synth.reporting.queries import search_result
 
     config = db.config()
     search = search_result(db, cand)

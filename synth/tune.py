@@ -111,7 +111,7 @@ def tune_child(db, horizon: int, rng: random.Random, parent: Candidate,
     root = db.get_candidate(root_of(parent))
     if not root.genome or not constant_sites(Program.from_text(root.genome)):
         return None
-    trials = [c for c in db.candidates() if c.operator == "tune" and c.operator_params.get("root") == root.id]
+    trials = db.tune_trials(root.id)
     if len(trials) >= TRIALS_PER_ROOT:
         return None
     seen = [c for c in trials if c.id < horizon and c.status != "pending"]

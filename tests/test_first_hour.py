@@ -13,7 +13,7 @@ import pytest
 
 from population.db import RunDB
 from population.records import Candidate
-from synth.inspect import edge_diff
+from synth.reporting.queries import edge_diff
 from tests.conftest import synth_cli
 
 TINY = ["--track", "single_ar", "--steps", "50", "--population", "3", "--tournament", "2", "--seed", "1",

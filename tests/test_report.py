@@ -1,4 +1,4 @@
-"""The run report (synth/report.py) and its PNG figures (synth/plots.py), on a real run made by the CLI.
+"""The run report (synth/reporting/html.py) and its PNG figures (synth/reporting/png.py), on a real run made by the CLI.
 
 The browser test needs Chromium at /usr/bin/chromium (Debian: `apt-get install -y chromium`); without it
 that one test is skipped, the rest still run.
@@ -16,8 +16,8 @@ import pytest
 
 from population.db import RunDB
 from population.records import Candidate, Evaluation, LLMCall
-from synth.plots import write_plot
-from synth.report import write_report
+from synth.reporting.html import write_report
+from synth.reporting.png import write_plot
 from tests.conftest import synth_cli
 
 CHROMIUM = Path("/usr/bin/chromium")

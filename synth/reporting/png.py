@@ -1,6 +1,6 @@
 """The report's figures as PNG, SVG or PDF files (matplotlib, Agg backend): for papers, issues and slides.
 
-The data come from the same helpers as the HTML report (synth/report.py), so both always agree.
+The data come from queries.py, like the HTML report's, so both always agree.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 
 from population.db import RunDB
-from synth.report import ELITE, lineage_graph, operator_rows, progress_series
+from synth.reporting.queries import ELITE, lineage_graph, operator_rows, progress_series
 
 WHAT = ("progress", "operators", "lineage")
 FORMATS = ("png", "svg", "pdf")  # the file's suffix picks one

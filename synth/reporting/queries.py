@@ -1,4 +1,8 @@
-"""Reading a run: the leaderboard, a candidate's ancestry, the code change along each edge."""
+"""What a run's database says, as plain data (dicts, lists, EvalResults): no rich, no HTML.
+
+The CLI's tables (tables.py), the HTML report (html.py), the PNG plots (png.py), the live view and
+the exporter all read a run through these functions, so a number means the same thing everywhere.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,12 @@ import json
 import math
 import statistics
 
-from rich.console import Console
-from rich.syntax import Syntax
-from rich.table import Table
-
 from evaluator.record import EvalResult
 from population.db import RunDB
 from population.records import Candidate
-from synth.config import AUDIT_EVERY
 from synth.fitness import describe
+
+ELITE = 3  # the lineage graph shows the ancestry of this many best candidates
 
 
 def strict_json(data) -> str:
@@ -125,11 +126,6 @@ def llm_cost(db: RunDB, cand_id: int) -> dict | None:
             "tokens_out": sum(c.tokens_out for c in calls), "cost_usd": sum(c.cost_usd for c in calls)}
 
 
-def llm_cell(row: dict) -> str:
-    cost = row.get("llm")
-    return f"{cost['tokens_in'] + cost['tokens_out']} tok ${cost['cost_usd']:.4f}" if cost else "-"
-
-
 def leaderboard(db: RunDB, k: int) -> dict:
     top = [c for c in db.top(k * 4 + 10) if c.status == "scored"][:k]
     return {
@@ -140,43 +136,6 @@ def leaderboard(db: RunDB, k: int) -> dict:
         "counts": {s: db.count(s) for s in ("scored", "failed", "duplicate", "invalid", "screened", "pending")},
         "cascade": cascade_stats(db),
     }
-
-
-def render_leaderboard(console: Console, board: dict) -> None:
-    table = Table(title=f"leaderboard{' - ' + board['track'] if board.get('track') else ''}")
-    with_llm = any(row.get("llm") for row in board["top"])
-    for col in ("rank", "id", "gen", "operator", "fitness", "verdict", "held-out mean ± std") + (("LLM",) * with_llm):
-        table.add_column(col)
-    for rank, row in enumerate(board["top"], 1):
-        held = row["heldout"]
-        held_text = f"{held['mean']:.4g} ± {held['std']:.2g} (k={held['k']})" if held else "-"
-        op = row["operator"] + (f" ({row['model']})" if row["model"] else "")
-        table.add_row(str(rank), str(row["id"]), str(row["generation"]), op,
-                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"], held_text,
-                      *((llm_cell(row),) * with_llm))
-    console.print(table)
-    if board.get("counts"):
-        console.print("  ".join(f"{k}: {v}" for k, v in board["counts"].items()), highlight=False)
-    ops = Table(title="operators")
-    for col in ("operator", "children", "scored", "failed", "duplicates", "improved", "mean Δ fitness"):
-        ops.add_column(col)
-    for row in board["operators"]:
-        mean = row.get("mean_delta")
-        ops.add_row(row["operator"], *(str(row.get(k, 0)) for k in ("children", "scored", "failed", "duplicates", "improved")),
-                    f"{mean:+.4f}" if isinstance(mean, (int, float)) else "-")
-    console.print(ops)
-    cascade = board.get("cascade")
-    if cascade:
-        console.print(f"cascade: {cascade['proxied']} children gated at step {cascade['proxy_steps']}, "
-                      f"{cascade['promoted']} promoted, {cascade['screened']} stopped there, "
-                      f"{cascade['training_steps_saved']:.0%} of training steps saved; audit (every "
-                      f"{AUDIT_EVERY}th child runs in full): of {cascade['audit_sample']}, {cascade['audit_good']} "
-                      f"were good (their full score reached the bar the gate stands for) and the gate would have "
-                      f"stopped {cascade['wrongly_dropped']} of those", highlight=False)
-    llm = board.get("llm") or {}
-    if llm.get("calls"):
-        console.print(f"LLM: {llm['calls']} calls, {llm.get('tokens_in', 0)} tokens in, "
-                      f"{llm.get('tokens_out', 0)} out, ${llm.get('cost_usd', 0):.4f}", highlight=False)
 
 
 def ancestry(db: RunDB, cand_id: int) -> list[dict]:
@@ -204,26 +163,6 @@ def edge_diff(parent: Candidate, child: Candidate) -> str:
     return "".join(difflib.unified_diff(lines(before), lines(after), f"#{parent.id}/{name}", f"#{child.id}/{name}"))
 
 
-def render_ancestry(console: Console, chain: list[dict], with_diff: bool) -> None:
-    table = Table(title=f"lineage of #{chain[-1]['id']}" if chain else "lineage")
-    with_llm = any(row.get("llm") for row in chain)
-    for col in ("id", "gen", "operator", "parents", "fitness", "verdict") + (("LLM", "idea") * with_llm):
-        table.add_column(col)
-    for row in chain:
-        op = row["operator"] + (f" ({row['model']})" if row["model"] else "")
-        table.add_row(str(row["id"]), str(row["generation"]), op, ",".join(map(str, row["parents"])) or "-",
-                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"],
-                      *((llm_cell(row), row.get("idea") or "-") * with_llm))
-    console.print(table)
-    for row in chain:
-        if row.get("rationale"):
-            console.print(f"#{row['id']} {row.get('idea') or ''}: {row['rationale']}", highlight=False)
-    if with_diff:
-        for row in chain[1:]:
-            console.rule(f"#{row['parents'][0]} -> #{row['id']}  {row['operator']}  {row['verdict']}")
-            console.print(Syntax(row["diff"] or "(no textual change)", "diff", theme="ansi_dark"))
-
-
 def ancestry_dot(db: RunDB, cand_id: int) -> str:
     """Every ancestor through every parent, as a Graphviz digraph (operator on each edge)."""
     nodes = db.ancestors(cand_id)
@@ -243,3 +182,156 @@ def ancestry_dot(db: RunDB, cand_id: int) -> str:
                 lines.append(f'  n{parent} -> n{cid} [label="{op}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _finite(x) -> float | None:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def search_steps(db: RunDB) -> tuple[int | None, int | None]:
+    """(full, proxy): the training steps of the run's search evaluations and of its fidelity-cascade proxies."""
+    cfg = db.config()
+    full = cfg.get("steps")
+    if full is None:
+        try:
+            from evaluator.tracks import get_track  # imports torch: only when the config leaves steps to the track
+            full = get_track(cfg["track"]).max_steps
+        except Exception:
+            full = None
+    return full, cfg.get("proxy_steps")
+
+
+def progress_series(db: RunDB) -> dict:
+    """Every search evaluation (run track, benchmark seeds, search or proxy steps) in recorded order,
+    and the points where the best so far rose.
+
+    Proxy runs are kept (`proxy`: True) but never set the best, as their fitness is not comparable with a
+    full run's; the finalists' re-runs at other step counts and the held-out seed sets are left out.
+    """
+    track = db.config()["track"]
+    evals = db.evaluations(track=track, seed_set="benchmark")
+    full, proxy_steps = search_steps(db) if evals else (None, None)
+    if full is None and evals:
+        full = statistics.mode(e.steps for e in evals)
+    evals = [e for e in evals if e.steps == full or e.steps == proxy_steps]
+    cands = db.candidates()
+    starts = [c.created_at for c in cands[:1]] + [e.created_at for e in evals[:1]]
+    t0 = min(starts) if starts else 0.0
+    points, best, top = [], [], None
+    for n, ev in enumerate(evals, 1):
+        fit, proxy = _finite(ev.fitness), ev.steps != full
+        point = {"n": n, "t": max(ev.created_at - t0, 0.0), "id": ev.candidate_id, "fitness": fit,
+                 "proxy": proxy, "outcome": ev.outcome, "steps": ev.steps}
+        points.append(point)
+        if fit is not None and not proxy and (top is None or fit > top):
+            top = fit
+            best.append(point)
+    return {"points": points, "best": best, "full_steps": full, **_target(track)}
+
+
+def _target(track: str) -> dict:
+    """The fitness that meets the track's target, for the line the progress charts draw."""
+    try:
+        from evaluator.tracks import get_track
+        from synth.fitness import target_fitness
+
+        spec = get_track(track)
+    except Exception:
+        return {}
+    label = f"MSE {spec.target_mse:g}" if spec.task == "regression" else f"pass (accuracy {spec.target_accuracy:g})"
+    return {"target": target_fitness(track), "target_label": label}
+
+
+def generation_scores(db: RunDB) -> list[dict]:
+    """Per generation: (id, fitness) of its scored candidates and how many failed, were duplicates or were
+    stopped by the cascade (`screened`)."""
+    gens: dict[int, dict] = {}
+    for c in db.candidates():
+        g = gens.setdefault(c.generation, {"generation": c.generation, "scores": [], "failed": 0, "duplicate": 0,
+                                           "invalid": 0, "pending": 0, "screened": 0})
+        if c.status == "scored" and _finite(c.fitness) is not None:
+            g["scores"].append((c.id, c.fitness))
+        elif c.status in g:
+            g[c.status] += 1
+    return [gens[k] for k in sorted(gens)]
+
+
+def operator_rows(db: RunDB) -> list[dict]:
+    """operator_stats() of the variation operators (not the seeds) plus improvement share and LLM spend."""
+    cost: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for call in db.llm_calls():
+        cost[call.operator] = cost.get(call.operator, 0.0) + call.cost_usd
+        calls[call.operator] = calls.get(call.operator, 0) + 1
+    rows = []
+    for s in db.operator_stats():
+        if s["operator"] == "seed":
+            continue
+        row = dict(s)
+        row["share"] = s["improved"] / s["children"] if s["children"] else 0.0
+        row["llm_calls"] = calls.get(s["operator"], 0)
+        row["llm_cost"] = cost.get(s["operator"])
+        row["cost_per_improvement"] = (cost[s["operator"]] / s["improved"]
+                                       if s["operator"] in cost and s["improved"] else None)
+        rows.append(row)
+    return rows
+
+
+def lineage_graph(db: RunDB, elite: int = ELITE) -> dict:
+    """The ancestry of the `elite` best scored candidates, laid out by generation.
+
+    Nodes get a column (their generation's rank) and a row. An edge that skips generations gets a waypoint
+    in each column it crosses (`via`, [col, row] pairs), so it runs in a lane of its own instead of behind
+    other nodes. Within a column, nodes and waypoints are ordered by the mean row of what feeds them
+    (one barycentre pass) and centred, which keeps most edges short and straight.
+    """
+    best = [c for c in db.top(elite * 4 + 10) if c.status == "scored"][:elite]
+    nodes = {}
+    for c in best:
+        nodes.update(db.ancestors(c.id))
+        nodes[c.id] = c
+    rank = {c.id: i + 1 for i, c in enumerate(best)}
+    gens = sorted({c.generation for c in nodes.values()})
+    col = {g: i for i, g in enumerate(gens)}
+    edges, feeds = [], {}  # feeds: what each column member hangs from (node ids or waypoint keys)
+    members: list[list] = [[c.id for c in sorted(nodes.values(), key=lambda c: c.id) if c.generation == g] for g in gens]
+    for c in sorted(nodes.values(), key=lambda c: c.id):
+        feeds[c.id] = []
+        for j, p in enumerate(c.parents):
+            if p not in nodes:
+                continue
+            op = c.operator + (f" ({c.model})" if c.model else "")
+            edge = {"src": p, "dst": c.id, "operator": op, "primary": j == 0, "via": []}
+            prev = p
+            for k in range(col[nodes[p].generation] + 1, col[c.generation]):
+                key = ("via", len(edges), k)
+                members[k].append(key)
+                feeds[key] = [prev]
+                prev = key
+            feeds[c.id].append(prev)
+            edges.append(edge)
+    height = max((len(m) for m in members), default=0)
+    row: dict = {}
+    for k, column in enumerate(members):
+        def bary(key):
+            ys = [row[f] for f in feeds[key] if f in row]
+            return (sum(ys) / len(ys) if ys else -1.0, isinstance(key, tuple), str(key))
+        column.sort(key=bary)
+        offset = (height - len(column)) / 2
+        for i, key in enumerate(column):
+            row[key] = i + offset
+            if isinstance(key, tuple):
+                edges[key[1]]["via"].append([k, row[key]])
+    out_nodes = []
+    for c in sorted(nodes.values(), key=lambda c: (c.generation, row[c.id])):
+        result = search_result(db, c)
+        parent = nodes.get(c.parents[0]) if c.parents else None
+        out_nodes.append({
+            "id": c.id, "generation": c.generation, "col": col[c.generation], "row": row[c.id],
+            "operator": c.operator, "model": c.model, "parents": c.parents, "status": c.status,
+            "fitness": _finite(c.fitness), "verdict": describe(result) if result else c.status,
+            "elite": rank.get(c.id), "kind": c.kind,
+            "diff": edge_diff(parent, c) if parent else "",
+            "code": c.genome or c.source if parent is None else "",
+        })
+    return {"nodes": out_nodes, "edges": edges, "columns": len(gens), "rows": height, "generations": gens}

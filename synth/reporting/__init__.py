@@ -1,0 +1,9 @@
+"""Seeing a run: what the database says (queries.py, plain data), and its presentations.
+
+queries.py  leaderboard, ancestry, progress series, generation scores, operator rows, lineage graph:
+            no rich, no HTML, so the engine's live view and the exporter read it too
+tables.py   the terminal (rich): `synth show`, `synth lineage`
+figures.py  the report's figures as inline SVG
+html.py     `synth report`: one self-contained page
+png.py      `synth plot`: the same figures as files, with matplotlib
+"""
