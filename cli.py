@@ -301,21 +301,45 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory: submission.py, lineage.md, lineage.json."),
     verify: bool = typer.Option(True, help="Re-score the file in the sandbox and check it matches the database."),
     force: bool = typer.Option(False, "--force", help="Overwrite an earlier export in --out."),
+    transfer: str = typer.Option("all", "--transfer", help="Tracks for the transfer table: all, none, or a list "
+                                 "like single_ar,mqar (random_teacher takes minutes per run on CPU)."),
+    transfer_seeds: str = typer.Option("benchmark,heldout", "--transfer-seeds",
+                                       help="Seed sets for the transfer table: benchmark, heldout, or both."),
+    transfer_steps: Optional[int] = typer.Option(None, "--transfer-steps", min=1,
+                                                 help="Training steps for the transfer table (default: the run's "
+                                                      "--steps, else each track's benchmark budget)."),
 ) -> None:
-    """Write a winner as a benchmark-ready submission.py with its lineage."""
+    """Write a winner as a benchmark-ready submission.py with its lineage and its verdict on every track.
+
+    Everything is scored on the run's own device and limits; transfer verdicts are kept in the run,
+    so a second export does not pay for them again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from population.db import RunDirError
     from population.rundir import lock_run_dir
     from synth.export import ExportMismatch, check_out_dir, export_candidate
     from synth.inspect import resolve_candidate
+    from synth.transfer import parse_seed_kinds, parse_tracks
 
+    try:
+        tracks, kinds = parse_tracks(transfer), parse_seed_kinds(transfer_seeds)
+    except ValueError as err:
+        fail(str(err))
     db = open_run(run_dir)
     with db:
         try:
             check_out_dir(out, force)
-            lock_run_dir(run_dir, "export")  # it records the finalist checks in the run
+            lock_run_dir(run_dir, "export")  # it records the finalist checks and transfer verdicts in the run
             cand_id = resolve_candidate(db, candidate)
-            with console.status(f"re-scoring candidate {cand_id} in the sandbox" if verify else "exporting"):
-                written = export_candidate(db, cand_id, out, verify=verify, force=force)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True) as bar:
+                task = bar.add_task("exporting", total=None)
+
+                def progress(what: str, done: int, total: int) -> None:
+                    bar.update(task, description=what, completed=done, total=total or None)
+
+                written = export_candidate(db, cand_id, out, verify=verify, force=force, transfer_tracks=tracks,
+                                           transfer_seeds=kinds, transfer_steps=transfer_steps, progress=progress)
         except (ValueError, RunDirError) as err:
             fail(str(err))
         except ExportMismatch as err:
