@@ -76,9 +76,11 @@ def eval_file(
     steps: Optional[int] = typer.Option(None, min=1, help="Training steps (default: the track's 400)."),
     seed_set: str = typer.Option("benchmark", help="'benchmark' or 'heldout-K' (all five seeds changed)."),
     timeout: Optional[float] = typer.Option(None, help="Wall-clock limit in seconds (default per track)."),
+    device: str = typer.Option("cpu", "--device", help="'cpu' or 'cuda:N': where the worker trains."),
     as_json: bool = typer.Option(False, "--json", help="Print the result record only, as JSON."),
 ) -> None:
     """Score a Submission file on a track in the sandbox, exactly as the benchmark would."""
+    from evaluator.pool import parse_devices
     from evaluator.sandbox import Limits, Sandbox
     from evaluator.tracks import get_track, seed_set as parse_seed_set
     from synth.fitness import describe
@@ -86,13 +88,15 @@ def eval_file(
     try:
         get_track(track)
         parse_seed_set(seed_set)
+        if len(parse_devices(device, 1)) != 1 or "," in device:
+            raise ValueError(f"--device takes one device, e.g. cpu or cuda:0; got {device!r}")
     except ValueError as err:
         fail(str(err))
     try:
         source = file.read_text()
     except (OSError, UnicodeDecodeError) as err:
         fail(f"cannot read {file}: {err}")
-    with Sandbox(Limits(timeout_s=timeout)) as sandbox:
+    with Sandbox(Limits(timeout_s=timeout), device=device) as sandbox:
         if not as_json:
             with console.status(f"scoring {file.name} on {track} ({steps or get_track(track).max_steps} steps)"):
                 result = sandbox.evaluate(source, track, steps=steps, seed_set=seed_set, submission=file.stem)
