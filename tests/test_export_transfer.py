@@ -112,6 +112,13 @@ def test_bad_transfer_flags_are_one_line_errors(run_dir, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_eval_device_is_checked_before_anything_runs(tmp_path):
+    (tmp_path / "s.py").write_text("import torch\n")
+    for device in ("gpu", "cpu,cuda:0", "cuda:x"):
+        proc = synth_cli("eval", str(tmp_path / "s.py"), "--track", "single_ar", "--device", device)
+        assert proc.returncode == 2 and "error:" in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
 def test_transfer_choices_and_limits():
     assert parse_tracks("all") == ["single_ar", "mqar", "random_teacher"] and parse_tracks("none") == []
     assert parse_seed_kinds("heldout,benchmark") == ["benchmark", "heldout"]
