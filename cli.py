@@ -76,9 +76,11 @@ def eval_file(
     steps: Optional[int] = typer.Option(None, min=1, help="Training steps (default: the track's 400)."),
     seed_set: str = typer.Option("benchmark", help="'benchmark' or 'heldout-K' (all five seeds changed)."),
     timeout: Optional[float] = typer.Option(None, help="Wall-clock limit in seconds (default per track)."),
+    device: str = typer.Option("cpu", "--device", help="'cpu' or 'cuda:N': where the worker trains."),
     as_json: bool = typer.Option(False, "--json", help="Print the result record only, as JSON."),
 ) -> None:
     """Score a Submission file on a track in the sandbox, exactly as the benchmark would."""
+    from evaluator.pool import parse_devices
     from evaluator.sandbox import Limits, Sandbox
     from evaluator.tracks import get_track, seed_set as parse_seed_set
     from synth.fitness import describe
@@ -86,13 +88,15 @@ def eval_file(
     try:
         get_track(track)
         parse_seed_set(seed_set)
+        if len(parse_devices(device, 1)) != 1 or "," in device:
+            raise ValueError(f"--device takes one device, e.g. cpu or cuda:0; got {device!r}")
     except ValueError as err:
         fail(str(err))
     try:
         source = file.read_text()
     except (OSError, UnicodeDecodeError) as err:
         fail(f"cannot read {file}: {err}")
-    with Sandbox(Limits(timeout_s=timeout)) as sandbox:
+    with Sandbox(Limits(timeout_s=timeout), device=device) as sandbox:
         if not as_json:
             with console.status(f"scoring {file.name} on {track} ({steps or get_track(track).max_steps} steps)"):
                 result = sandbox.evaluate(source, track, steps=steps, seed_set=seed_set, submission=file.stem)
@@ -303,21 +307,45 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory: submission.py, lineage.md, lineage.json."),
     verify: bool = typer.Option(True, help="Re-score the file in the sandbox and check it matches the database."),
     force: bool = typer.Option(False, "--force", help="Overwrite an earlier export in --out."),
+    transfer: str = typer.Option("all", "--transfer", help="Tracks for the transfer table: all, none, or a list "
+                                 "like single_ar,mqar (random_teacher takes minutes per run on CPU)."),
+    transfer_seeds: str = typer.Option("benchmark,heldout", "--transfer-seeds",
+                                       help="Seed sets for the transfer table: benchmark, heldout, or both."),
+    transfer_steps: Optional[int] = typer.Option(None, "--transfer-steps", min=1,
+                                                 help="Training steps for the transfer table (default: the run's "
+                                                      "--steps, else each track's benchmark budget)."),
 ) -> None:
-    """Write a winner as a benchmark-ready submission.py with its lineage."""
+    """Write a winner as a benchmark-ready submission.py with its lineage and its verdict on every track.
+
+    Everything is scored on the run's own device and limits; transfer verdicts are kept in the run,
+    so a second export does not pay for them again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from population.db import RunDirError
     from population.rundir import lock_run_dir
     from synth.export import ExportMismatch, check_out_dir, export_candidate
     from synth.reporting.queries import resolve_candidate
+    from synth.transfer import parse_seed_kinds, parse_tracks
 
+    try:
+        tracks, kinds = parse_tracks(transfer), parse_seed_kinds(transfer_seeds)
+    except ValueError as err:
+        fail(str(err))
     db = open_run(run_dir)
     with db:
         try:
             check_out_dir(out, force)
-            lock_run_dir(run_dir, "export")  # it records the finalist checks in the run
+            lock_run_dir(run_dir, "export")  # it records the finalist checks and transfer verdicts in the run
             cand_id = resolve_candidate(db, candidate)
-            with console.status(f"re-scoring candidate {cand_id} in the sandbox" if verify else "exporting"):
-                written = export_candidate(db, cand_id, out, verify=verify, force=force)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True) as bar:
+                task = bar.add_task("exporting", total=None)
+
+                def progress(what: str, done: int, total: int) -> None:
+                    bar.update(task, description=what, completed=done, total=total or None)
+
+                written = export_candidate(db, cand_id, out, verify=verify, force=force, transfer_tracks=tracks,
+                                           transfer_seeds=kinds, transfer_steps=transfer_steps, progress=progress)
         except (ValueError, RunDirError) as err:
             fail(str(err))
         except ExportMismatch as err:

@@ -56,7 +56,8 @@ EXTRA_SIGNATURES = {
     "sabs": "scalar",  # abs(c): clip's bound
 }
 TENSOR_LEAVES = frozenset({"g", "p", "slot", "zero"})
-REDUCTIONS = frozenset({"rms_norm", "row_rms_norm", "frob_norm", "cos_sim", "orthogonalize", "factored_sq"})
+REDUCTIONS = frozenset({"rms_norm", "row_rms_norm", "frob_norm", "cos_sim", "orthogonalize", "factored_sq",
+                        "kron_stat", "kron_precond"})
 # Primitives that map an all-zero tensor argument to zeros whatever their (finite, constant) other arguments.
 ZERO_PRESERVING = frozenset({"neg", "absolute", "sign", "square", "sqrt", "tanh", "rms_norm", "row_rms_norm",
                              "orthogonalize", "factored_sq", "maximum", "minimum", "lerp", "ema_sq", "debias_by"})

@@ -54,6 +54,7 @@ SIGNATURES: dict[str, tuple[tuple[type, ...], type]] = {
     "rms_norm": ((T,), T), "row_rms_norm": ((T,), T), "frob_norm": ((T,), S), "cos_sim": ((T, T), S),
     "addsign_gain": ((T, T), T), "powersign_gain": ((T, T), T),
     "orthogonalize": ((T,), T), "shape_scale": ((T,), S), "factored_sq": ((T,), T),
+    "kron_stat": ((T, T, B), T), "kron_precond": ((T, T, E), T),
     "linear_decay": ((S,), S), "cosine_decay": ((S,), S), "warmup": ((S,), S),
     "sadd": ((S, S), S), "ssub": ((S, S), S), "smul": ((S, S), S), "sdiv": ((S, S), S),
     "sneg": ((S,), S), "ssqrt": ((S,), S),

@@ -42,6 +42,8 @@ PER_TENSOR: dict[str, Template] = {
     "powersign_gain": ("powersign_gain({0}, {1})", None, False),
     "orthogonalize": ("orthogonalize({0})", None, False),
     "factored_sq": ("factored_sq({0})", None, False),
+    "kron_stat": ("kron_stat({0}, {1}, {2})", None, False),
+    "kron_precond": ("kron_precond({0}, {1}, {2})", None, False),
     "zero": ("torch.zeros_like(p)", None, False),
     "clone": ("{0}.clone()", None, False),
 }

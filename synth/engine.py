@@ -172,7 +172,7 @@ class Evolution:
 
     # ------------------------------------------------------------------ make children
     def _seed_candidates(self) -> list[Candidate]:
-        programs = seed_programs()
+        programs = seed_programs(opt_in=bool(self.config.seeds))  # opt-in seeds only when named
         names = self.config.seeds or list(programs)
         unknown = [n for n in names if n not in programs]
         if unknown:

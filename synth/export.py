@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Iterable
 
+from evaluator.pool import EvalJob, LocalPool
 from evaluator.record import EvalResult
-from evaluator.sandbox import Sandbox
-from evaluator.tracks import get_track
+from evaluator.tracks import TRACK_NAMES, get_track
 from population.db import RunDB
 from synth.fitness import describe
-from synth.reporting.queries import ancestry, heldout_summary, search_result, strict_json
+from synth.reporting.queries import ancestry, full_steps, heldout_summary, search_result, strict_json
+from synth.lineage_model import LineageRecord, ScoredWith
+from synth.transfer import SEED_KINDS, Progress, run_device, scoring_limits, score_transfer, transfer_markdown
 
 
 class ExportMismatch(RuntimeError):
@@ -53,12 +57,23 @@ def with_identity(source: str, cand_id: int, track: str, verdict: str, steps: in
     return f'"""{line}"""\n\n' + source
 
 
+def rescoring_setup(config: dict) -> ScoredWith:
+    """The run's own device and limits: a GPU run's export re-scores on its GPU, a run with --timeout or
+    --steps re-scores with those, so the stored score can be matched."""
+    limits = scoring_limits(config, config["track"])
+    return ScoredWith(device=run_device(config), steps=full_steps(config),
+                      timeout_s=limits.timeout_for(config["track"]), memory_mb=limits.memory_mb)
+
+
 def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, assess: bool = True,
-                     pool=None, force: bool = False) -> list[Path]:
-    """Verifies, assesses (held-out seeds, gradient dependence, task permutation, horizon) and writes the files.
+                     pool=None, force: bool = False, transfer_tracks: Iterable[str] = TRACK_NAMES,
+                     transfer_seeds: Iterable[str] = SEED_KINDS, transfer_steps: int | None = None,
+                     progress: Progress | None = None) -> list[Path]:
+    """Verifies, assesses (held-out seeds, gradient dependence, task permutation, horizon), scores the
+    transfer table and writes the files.
 
     The file written is the scored file with its identity added to the docstring; that file is what
-    the verification re-scores."""
+    the verification re-scores. Everything runs on the run's device under the run's limits."""
     check_out_dir(out, force)
     cand = db.get_candidate(cand_id)
     if cand.status == "duplicate" and cand.duplicate_of is not None:
@@ -67,36 +82,44 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
     if stored is None or stored.outcome != "ok":
         raise ValueError(f"candidate {cand.id} has no successful evaluation to export")
     config = db.config()
+    setup = rescoring_setup(config)
     source = with_identity(cand.source, cand.id, config["track"], describe(stored), stored.max_steps)
-    rescored = None
-    if verify:
-        with Sandbox() as sandbox:
-            rescored = sandbox.evaluate(source, config["track"], steps=config.get("steps"),
-                                        submission=f"synth-{cand.id}")
-        if not same_score(stored, rescored):
-            raise ExportMismatch(
-                f"candidate {cand.id} re-scored as {describe(rescored)} "
-                f"(final {rescored.final_metric()!r}) but the database holds {describe(stored)} "
-                f"(final {stored.final_metric()!r}); not exported")
+    limits = scoring_limits(config, config["track"])
+    with ExitStack() as stack:
+        own = pool or stack.enter_context(LocalPool(workers=config.get("workers"), limits=limits,
+                                                    devices=config.get("devices") or "cpu"))
+        rescored = None
+        if verify:
+            if progress:
+                progress(f"re-scoring candidate {cand.id} on {setup.device}", 0, 1)
+            job = EvalJob(source, config["track"], steps=config.get("steps"), submission=f"synth-{cand.id}")
+            rescored = own.submit_eval(job).result()
+            if not same_score(stored, rescored):
+                raise ExportMismatch(
+                    f"candidate {cand.id} re-scored on {setup.device} as {describe(rescored)} "
+                    f"(final {rescored.final_metric()!r}) but the database holds {describe(stored)} "
+                    f"(final {stored.final_metric()!r}); not exported")
+        if assess and db.get_state(f"compliance/{cand.id}") is None:
+            from synth.trust import assess_and_record
 
-    if assess and db.get_state(f"compliance/{cand.id}") is None:
-        from evaluator.pool import LocalPool
-        from synth.trust import assess_and_record
-
-        with (pool or LocalPool()) as workers:
-            assess_and_record(db, workers, cand)
+            if progress:
+                progress(f"checking candidate {cand.id} (held-out, gradients, permutation, horizon)", 0, 1)
+            assess_and_record(db, own, cand, k=config.get("heldout") or 3)
+        transfer = score_transfer(db, cand.id, source, transfer_tracks, transfer_seeds, steps=transfer_steps,
+                                  progress=progress, pools={limits: own})
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"--out {out}: {err.strerror}") from None
     chain = ancestry(db, cand.id)
-    record = {
-        "candidate": cand.id, "track": config["track"], "run_seed": config.get("seed"),
-        "benchmark_result": stored.benchmark_record(), "curve": [p.model_dump() for p in stored.curve],
-        "verified_by_rescoring": rescored is not None, "heldout": heldout_summary(db, cand.id),
-        "compliance": db.get_state(f"compliance/{cand.id}"), "horizon": db.get_state(f"horizon/{cand.id}"),
-        "lineage": [{k: v for k, v in row.items() if k != "code"} for row in chain],
-    }
+    record = LineageRecord(
+        candidate=cand.id, track=config["track"], run_seed=config.get("seed"),
+        benchmark_result=stored.benchmark_record(), curve=[p.model_dump() for p in stored.curve],
+        verified_by_rescoring=rescored is not None, rescored_with=setup if rescored is not None else None,
+        heldout=heldout_summary(db, cand.id), compliance=db.get_state(f"compliance/{cand.id}"),
+        horizon=db.get_state(f"horizon/{cand.id}"), transfer=transfer,
+        lineage=[{k: v for k, v in row.items() if k != "code"} for row in chain],
+    ).model_dump(mode="python")
     paths = [out / "submission.py", out / "lineage.json", out / "lineage.md"]
     paths[0].write_text(source)
     paths[1].write_text(strict_json(record) + "\n")
@@ -124,6 +147,11 @@ def lineage_markdown(record: dict, chain: list[dict], genome: str | None) -> str
         lines.append("- horizon sensitivity: " + ", ".join(f"{k} steps: {v}" for k, v in record["horizon"].items()))
     if record.get("compliance"):
         lines.append("- compliance: " + ", ".join(f"{k}: {v.get('verdict', v)}" for k, v in record["compliance"].items()))
+    if record.get("rescored_with"):
+        how = record["rescored_with"]
+        lines.append(f"- re-scored on {how['device']}, {how['steps']} steps, limit {how['timeout_s']:g} s per run "
+                     "(the run's own device and limits)")
+    lines += transfer_markdown(record.get("transfer") or [], record["track"])
     if genome:
         lines += ["", "## Program", "", "```", genome.strip(), "```"]
     lines += ["", "## Lineage (seed first)", "", "| id | gen | operator | parents | fitness | verdict |",

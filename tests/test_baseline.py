@@ -74,7 +74,7 @@ def test_trials_are_recorded_shown_and_exported(tmp_path):
     best = json.loads(board.stdout)["top"][0]
     assert best["operator"] == "tune" and best["id"] == summary["best"]["id"]
     out = tmp_path / "best"
-    exported = synth_cli("export", str(run), "--out", str(out))  # re-scores the file and checks the score
+    exported = synth_cli("export", str(run), "--out", str(out), "--transfer", "single_ar")  # re-scores, checks
     assert exported.returncode == 0, exported.stderr
     scored = table(run, f"SELECT source FROM candidates WHERE id = {best['id']}")[0][0]
     exported = (out / "submission.py").read_text()  # the scored file, its docstring led by its identity

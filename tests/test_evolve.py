@@ -88,7 +88,7 @@ def test_show_lineage_and_dot(run_dir):
 
 def test_export_rescores_and_matches_the_database(run_dir, tmp_path):
     out = tmp_path / "best"
-    proc = synth_cli("export", str(run_dir), "--out", str(out))
+    proc = synth_cli("export", str(run_dir), "--out", str(out), "--transfer", "single_ar")
     assert proc.returncode == 0, proc.stderr
     record = json.loads((out / "lineage.json").read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
     assert record["verified_by_rescoring"] is True

@@ -182,7 +182,7 @@ def test_export_refuses_a_file_an_unwritable_path_and_an_earlier_export(run, tmp
     assert "cannot write" in one_line_error(synth_cli("export", str(run_dir), "--out", str(afile / "best")))
 
     best = tmp_path / "best"
-    first = synth_cli("export", str(run_dir), "--out", str(best))
+    first = synth_cli("export", str(run_dir), "--out", str(best), "--transfer", "single_ar")
     assert first.returncode == 0, first.stdout + first.stderr
     source = (best / "submission.py").read_text()
     best_id, verdict = chain_end(run_dir)
@@ -194,7 +194,7 @@ def test_export_refuses_a_file_an_unwritable_path_and_an_earlier_export(run, tmp
     (best / "lineage.md").write_text("my notes")
     err = one_line_error(synth_cli("export", str(run_dir), "--out", str(best)))
     assert "--force" in err and (best / "lineage.md").read_text() == "my notes"
-    forced = synth_cli("export", str(run_dir), "--out", str(best), "--force", "--no-verify")
+    forced = synth_cli("export", str(run_dir), "--out", str(best), "--force", "--no-verify", "--transfer", "none")
     assert forced.returncode == 0 and (best / "lineage.md").read_text() != "my notes"
 
 

@@ -43,7 +43,10 @@ def test_ops_use_only_torch_math_and_builtins():
         free = set(fn.__code__.co_names) - allowed
         attrs = {"abs", "sqrt", "clamp", "exp", "log", "rsqrt", "where", "sign", "tanh", "maximum", "minimum",
                  "lerp", "addcmul", "square", "mean", "norm", "item", "ndim", "shape", "T", "outer", "cos", "pi",
-                 "sum", "contiguous", "reshape"}
+                 "sum", "contiguous", "reshape",
+                 # kron_stat / kron_precond: Shampoo's Gram statistic and its inverse root by eigh
+                 "numel", "zeros_like", "full_like", "nan", "double", "isfinite", "all", "linalg", "eigh", "max",
+                 "to", "dtype", "clone"}
         assert free <= attrs, (name, free - attrs)
 
 
@@ -140,6 +143,39 @@ def test_factored_sq_is_rank_one_and_keeps_row_and_column_means():
     assert torch.allclose(f.mean(dim=1), (x * x).mean(dim=1), rtol=1e-4)
     assert torch.allclose(f.mean(dim=0), (x * x).mean(dim=0), rtol=1e-4)
     assert torch.equal(ops.factored_sq(x[0]), x[0] * x[0])
+
+
+def test_kron_stat_keeps_the_short_side_gram_in_the_slot_and_the_diagonal_elsewhere():
+    for shape, side in (((384, 128), "cols"), ((64, 200), "rows"), ((4160, 64), "cols"), ((8, 3, 4), "rows")):
+        x = sample(shape, 7)
+        m = x.reshape(shape[0], -1)
+        gram = m.T @ m if side == "cols" else m @ m.T
+        k = gram.shape[0]
+        state = ops.kron_stat(torch.zeros(shape), x, 0.9)
+        block = state.reshape(m.shape)[:k, :k]
+        assert state.shape == x.shape and torch.allclose(block, 0.1 * gram, rtol=1e-5, atol=1e-5)
+        rest = state.reshape(m.shape).clone()
+        rest[:k, :k] = 0
+        assert not rest.any()  # the rest of the slot stays zero
+        again = ops.kron_stat(state, x, 0.5)
+        assert torch.allclose(again.reshape(m.shape)[:k, :k], 0.05 * gram + 0.5 * gram, rtol=1e-5, atol=1e-4)
+    for shape in ((128,), (), (1100, 1030)):  # a vector, a scalar, both sides above 1024: Adam's diagonal
+        x, v = sample(shape, 8), sample(shape, 9).abs()
+        assert torch.equal(ops.kron_stat(v, x, 0.9), ops.ema_sq(v, x, 0.9))
+
+
+def test_kron_precond_whitens_the_short_side_and_is_total():
+    x = sample((384, 128), 10)
+    stat = ops.kron_stat(torch.zeros_like(x), x, 1e-9)  # (almost) this gradient's own Gram: Shampoo = polar factor
+    o = ops.kron_precond(x, stat, 1e-10).double()
+    assert torch.allclose(o.T @ o, torch.eye(128, dtype=torch.float64), atol=1e-3)  # semi-orthogonal
+    wide = sample((64, 200), 11)
+    o = ops.kron_precond(wide, ops.kron_stat(torch.zeros_like(wide), wide, 0.0), 1e-10).double()
+    assert torch.allclose(o @ o.T, torch.eye(64, dtype=torch.float64), atol=1e-3)
+    assert torch.equal(ops.kron_precond(x, torch.zeros_like(x), 1e-8), x)  # no curvature yet: x unchanged
+    assert ops.kron_precond(x, torch.full_like(x, math.nan), 1e-8).isnan().all()  # NaN, never an error
+    v, s = sample((128,), 12), sample((128,), 13).abs()
+    assert torch.equal(ops.kron_precond(v, s, 1e-8), v / (s + 1e-8).sqrt())
 
 
 def test_norms_gains_and_schedules():

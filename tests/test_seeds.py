@@ -73,3 +73,12 @@ def test_seed_scores_like_torch_over_the_full_budget(name, track_data):
     """The issue's bar at the benchmark's own 400 steps (minutes: `pytest -m slow`)."""
     ours, theirs = train(rendered(name), track_data), train(TORCH_EQUIVALENTS[name], track_data)
     assert abs(ours.final_eval_accuracy - theirs.final_eval_accuracy) <= 1e-5, name
+
+
+def test_opt_in_shampoo_seed_learns_and_stays_out_of_the_default_population(track_data):
+    """Named in a config it starts a run; never in the default population (runs and figures stay as they were)."""
+    assert "shampoo" not in seed_programs() and "shampoo" in seed_programs(opt_in=True)
+    namespace = {}
+    exec(compile(seed_programs(opt_in=True)["shampoo"].render(title="shampoo"), "shampoo", "exec"), namespace)
+    result = train(namespace["Submission"], track_data, steps=100)
+    assert result.outcome == "ok" and result.final_eval_accuracy > 3 / 64  # chance is 1/64
