@@ -261,7 +261,9 @@ def build(values: dict) -> RunConfig:
         return RunConfig(**values)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "config"
+        loc = tuple(str(p) for p in first["loc"] if not isinstance(p, int))
+        flat_name = {place: name for name, place in FLAT.items()}.get(loc[:2])  # the name the user wrote
+        where = ".".join((flat_name, *loc[2:]) if flat_name else loc) or "config"
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"bad config value for {where}: {message}") from None
 
