@@ -8,11 +8,14 @@ may see and propose children, never change the population or the engine's state 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from pydantic import ConfigDict
 
 from population.records import Candidate
+
+if TYPE_CHECKING:
+    from synth.cascade import GatePlan
 
 QUERIES = frozenset({"get_candidate", "candidates", "top", "lineage", "evaluations", "find_by_text",
                      "find_by_fingerprint", "count"})
@@ -54,4 +57,4 @@ class PopulationView:
     alive: tuple[FrozenCandidate, ...]  # the aging-evolution population drawn from the window
     db: Queries
     admit: Callable[[Candidate], Candidate]  # the lifecycle's probe + dedup for a new child (writes nothing)
-    gate: Optional[object] = None  # the cascade's plan for this child (synth/cascade.py GatePlan)
+    gate: Optional["GatePlan"] = None  # the cascade's plan for this child
