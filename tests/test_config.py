@@ -103,3 +103,19 @@ def test_cli_all_zero_weights_exit_2_before_the_run(tmp_path):
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "every genetic operator has weight 0" in lines[0]
     assert not (run_dir / "synth.db").exists()
+
+
+def test_cli_the_same_command_resumes(tmp_path):
+    """A TOML whose proxy is resolved away (not shorter than the run), then the same command with the
+    track's defaults spelled out: the run resumes instead of being refused."""
+    path = tmp_path / "run.toml"
+    path.write_text('track = "single_ar"\nseeds = ["sgd_momentum"]\ngenerations = 0\nsteps = 40\n'
+                    'proxy_steps = 40\nfinalists = 0\n[operator_weights]\ncrossover = 3\n')
+    command = ("evolve", "--config", str(path), "--run-dir", str(tmp_path / "run"), "--quiet", "--workers", "1")
+    first = synth_cli(*command)
+    assert first.returncode == 0, first.stderr
+    again = synth_cli(*command, "--steps", "40", "--population", "16", "--seed", "0")
+    assert again.returncode == 0, again.stderr
+    assert "resuming run" in again.stdout
+    other = synth_cli(*command, "--steps", "60")
+    assert other.returncode == 2 and "created with steps=40" in other.stderr
