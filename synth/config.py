@@ -145,8 +145,6 @@ class LLMConfig(Section):
         from prompts.render import check_templates
 
         if folder is not None:
-            if not Path(folder).is_dir():
-                raise ValueError(f"{folder} is not a directory of prompt templates")
             check_templates(folder)  # one line naming the file and placeholder, before anything is stored
         return folder
 
