@@ -168,7 +168,7 @@ def evolve(
     try:
         if run_dir is None:
             fresh = load_config(config, overrides)
-            run_dir = Path("runs") / f"{fresh.track}-seed{fresh.seed}"
+            run_dir = Path("runs") / f"{fresh.track}-seed{fresh.search.seed}"
         if (run_dir / "synth.db").exists():  # resume: lock first, then read what the run is
             lock_run_dir(run_dir, "evolve")
             db = RunDB.open(run_dir)
@@ -180,7 +180,7 @@ def evolve(
             cfg = load_config(config, overrides)
             preflight(cfg)
             lock_run_dir(run_dir, "evolve")
-            db, resumed = RunDB.open_or_create(run_dir, cfg.model_dump())
+            db, resumed = RunDB.open_or_create(run_dir, cfg.flat())
             if resumed:
                 cfg = load_config(config, overrides, stored=db.config())
     except (ConfigError, RunDirError, SetupError) as err:
@@ -389,7 +389,7 @@ def providers(
     from synth.llm.spec import key_status, parse_llm_spec
 
     try:
-        specs = [parse_llm_spec(s) for s in (llm or (load_config(config, {}).llm if config else []))]
+        specs = [parse_llm_spec(s) for s in (llm or (load_config(config, {}).llm.models if config else []))]
     except (ValueError, ConfigError) as err:
         fail(str(err))
     installed = installed_providers()

@@ -23,13 +23,14 @@ from typing import Callable, Literal, Optional
 import optuna
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluator.loop import Gate
 from evaluator.pool import EvalJob
 from evaluator.tracks import get_track
 from population.db import RunDB
 from population.records import Candidate, Evaluation
 from synth.baseline_optimizers import distributions, hyperparameters, render
-from synth.config import AUDIT_EVERY
+from synth import cascade
+from synth.cascade import Cascade
+from synth.config import CascadeConfig, ExecutionConfig, TrustConfig, full_steps, gated_step
 from synth.fitness import fitness
 from synth.tune import trial_value
 
@@ -59,6 +60,20 @@ class BaselineConfig(BaseModel):
     timeout_s: Optional[float] = Field(None, gt=0)
     memory_mb: int = Field(4096, ge=64)
 
+    @property
+    def execution(self) -> ExecutionConfig:
+        return ExecutionConfig(workers=self.workers, devices=self.devices, backend=self.backend,
+                               timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+
+    @property
+    def trust(self) -> TrustConfig:
+        return TrustConfig(finalists=self.finalists, heldout=self.heldout)
+
+    def resolved(self) -> dict:
+        """What the study is, resolved: the track's steps, the cascade off when it would gate nothing."""
+        steps = full_steps(self.track, self.steps)
+        return {**self.model_dump(), "steps": steps, "proxy_steps": gated_step(self.proxy_steps, steps)}
+
 
 def load_baseline_config(overrides: dict, stored: dict | None = None) -> BaselineConfig:
     """The flags given, over the run's own config when resuming; a change to what the run is is refused."""
@@ -70,13 +85,16 @@ def load_baseline_config(overrides: dict, stored: dict | None = None) -> Baselin
     if stored is not None:
         if stored.get("kind") != "baseline":
             raise ConfigError("this run directory holds a synth evolve run, not a baseline; choose another --run-dir")
-        for name in IDENTITY_FIELDS:
-            if name in values and values[name] != stored.get(name):
-                raise ConfigError(f"this baseline was created with {name}={stored.get(name)!r}; you asked for "
-                                  f"{values[name]!r}. Use a new --run-dir for a different study")
         values = {**stored, **values}
     try:
-        return BaselineConfig(**values)
+        cfg = BaselineConfig(**values)
+        if stored is not None:
+            before, after = BaselineConfig(**stored).resolved(), cfg.resolved()
+            for name in IDENTITY_FIELDS:  # resolved values: `--steps 400` restates a default, changes nothing
+                if after[name] != before[name]:
+                    raise ConfigError(f"this baseline was created with {name}={before[name]!r}; you asked for "
+                                      f"{after[name]!r}. Use a new --run-dir for a different study")
+        return cfg
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
@@ -96,8 +114,9 @@ class Baseline:
         self.on_trial = on_trial
         spec = get_track(config.track)
         self.regression = spec.task == "regression"
-        self.full_steps = config.steps or spec.max_steps
-        self.proxy_steps = config.proxy_steps if config.proxy_steps < self.full_steps else 0
+        self.full_steps = full_steps(config.track, config.steps)
+        self.cascade = Cascade(CascadeConfig(proxy_steps=gated_step(config.proxy_steps, self.full_steps),
+                                             proxy_quantile=config.proxy_quantile), self.regression)
         self.dists = distributions(config.optimizer)
 
     def run(self) -> None:
@@ -118,7 +137,7 @@ class Baseline:
         for cand in finished:
             study.add_trial(optuna.trial.create_trial(params=cand.operator_params["search"],
                                                       distributions=self.dists, value=self.objective(cand)))
-        gate = self._gate_plan(finished)
+        gate = self.cascade.plan(finished, self.db.get_candidate, audit=False)
         made = []
         for number in range(first, first + k):
             with warnings.catch_warnings():
@@ -129,46 +148,28 @@ class Baseline:
             made.append(self.trial_candidate(number, searched, gate))
         return made
 
-    def trial_candidate(self, number: int, searched: dict, gate: Optional[dict]) -> Candidate:
+    def trial_candidate(self, number: int, searched: dict, gate: Optional[cascade.GatePlan]) -> Candidate:
         hp = hyperparameters(self.config.optimizer, searched)
         title = f"synth baseline {self.config.track} trial {number}"
-        timings = {}
         if gate is not None:
-            audit = number % AUDIT_EVERY == 0
-            timings["proxy"] = {**gate, "audit": audit}
-        return Candidate(
+            gate = gate.model_copy(update={"audit": self.cascade.audit_due(number)})
+        return cascade.with_plan(Candidate(
             generation=number // self.config.batch + 1, kind="code", genome=None,
             source=render(self.config.optimizer, hp, title), parents=[], operator="tune",
             operator_params={"optimizer": self.config.optimizer, "trial": number, "search": searched,
                              "hyperparameters": hp},
-            status="pending", created_at=time.time(), timings=timings)
+            status="pending", created_at=time.time(), timings={}), gate)
 
     def objective(self, cand: Candidate) -> float:
         return trial_value(cand, self.regression)
-
-    # ------------------------------------------------------------------ the cascade (as synth evolve's)
-    def _gate_plan(self, finished: list[Candidate]) -> Optional[dict]:
-        if not self.proxy_steps:
-            return None
-        metrics = [c.timings["proxy"]["metric"] for c in finished if c.timings.get("proxy", {}).get("metric") is not None]
-        fits = [c.fitness for c in finished]
-        threshold = None
-        if metrics:
-            signed = sorted(-m if self.regression else m for m in metrics)
-            threshold = signed[min(len(signed) - 1, int(self.config.proxy_quantile * len(signed)))]
-            threshold = -threshold if self.regression else threshold
-        scored = sorted(f for f in fits if f is not None)
-        full_bar = scored[min(len(scored) - 1, int(self.config.proxy_quantile * len(scored)))] if scored else None
-        return {"steps": self.proxy_steps, "threshold": threshold, "full_bar": full_bar}
 
     # ------------------------------------------------------------------ scoring
     def _score(self, batch: list[Candidate]) -> None:
         running = {}
         for cand in batch:
-            gate = cand.timings.get("proxy")
-            threshold = None if gate is None or gate["audit"] else gate["threshold"]
+            gate_step, threshold = self.cascade.job_gate(cascade.stored(cand))
             job = EvalJob(cand.source, self.config.track, steps=self.config.steps, submission=f"synth-{cand.id}",
-                          gate_step=gate["steps"] if gate else None, gate_threshold=threshold)
+                          gate_step=gate_step, gate_threshold=threshold)
             running[self.pool.submit_eval(job)] = cand
         try:
             for future in as_completed(running):  # recorded as they finish: a kill loses only the runs in flight
@@ -179,11 +180,7 @@ class Baseline:
 
     def _record(self, cand: Candidate, result) -> None:
         """The evaluation and the trial's status in one transaction (like `Evolution._finish`)."""
-        timings = dict(cand.timings)
-        gate = timings.get("proxy")
-        if gate is not None and result.gate_metric is not None:
-            promoted = Gate(gate["steps"], gate["threshold"]).admits(result.gate_metric, self.regression)
-            timings["proxy"] = {**gate, "metric": result.gate_metric, "promoted": promoted}
+        timings = cascade.with_outcome(cand, self.cascade.outcome(cascade.stored(cand), result.gate_metric))
         fit = fitness(result)
         if result.outcome != "ok":
             status, fit = "failed", None
@@ -205,7 +202,7 @@ def run_baseline(db: RunDB, cfg: BaselineConfig, console, quiet: bool = False) -
     """Runs (or resumes) the study, assesses the best trial on held-out seeds, returns the summary."""
     from synth.fitness import describe
     from synth.reporting.queries import leaderboard, search_result
-    from synth.engine import Progress
+    from synth.progress import Progress
     from synth.runner import assess_finalists, make_pool
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -220,10 +217,10 @@ def run_baseline(db: RunDB, cfg: BaselineConfig, console, quiet: bool = False) -
                        for k, v in cand.operator_params["hyperparameters"].items())
         console.print(f"trial {cand.operator_params['trial']:>4} #{cand.id}: {verdict:<14} {hp}", highlight=False)
 
-    with make_pool(cfg) as pool:
+    with make_pool(cfg.execution) as pool:
         pool.warm(cfg.track, steps=cfg.steps)
         Baseline(db, cfg, pool, on_trial=report).run()
-        assess_finalists(db, cfg, pool, console, Progress(), on_progress=None if quiet else (lambda progress: None))
+        assess_finalists(db, cfg.trust, pool, console, Progress(), on_progress=None if quiet else (lambda progress: None))
     board = leaderboard(db, 1)
     return {"run_dir": str(db.path.parent), "optimizer": cfg.optimizer, "track": cfg.track,
             "trials": db.count(), "evaluations": db.count_evaluations(), "wall_s": round(time.time() - started, 1),

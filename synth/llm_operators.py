@@ -2,7 +2,7 @@
 
     propose("llm_edit", "program", ctx, ensemble, rng) -> Proposal
 
-Registered by name in `LLM_OPERATORS` like the genetic ones in `synth.variation`. A reply is only
+Named in the operator registry (synth/operators.py) beside the genetic ones. A reply is only
 accepted after it applied / parsed / passed the policy check; otherwise the error goes back to the
 model in a repair round (prompts/repair.txt), up to `max_repairs` times. Nothing unchecked is
 returned with ok=True. Every call, good or bad, is in `Proposal.calls` for the run database.
@@ -18,9 +18,8 @@ import ast
 import random
 import re
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Literal, Optional
 
 from prompts.render import PromptContext, render
 from synth.llm.base import Completion, LLMError
@@ -68,7 +67,7 @@ class ProposalRun:
                  templates_dir: Path | str | None = None, title: str = ""):
         op = operator.removeprefix("llm_")
         if op not in ("edit", "rewrite", "crossover"):
-            raise ValueError(f"unknown LLM operator {operator!r}: use one of {', '.join(LLM_OPERATORS)}")
+            raise ValueError(f"unknown LLM operator {operator!r}: use one of llm_edit, llm_rewrite, llm_crossover")
         self.op, self.level, self.ctx = op, level, ctx
         self.max_repairs, self.templates_dir, self.title = max_repairs, templates_dir, title
         self.system, self.user = render(op, ctx, level, templates_dir)
@@ -243,7 +242,3 @@ def call_record(operator, system, user, completion, spec, outcome, error, latenc
         "error": error,
     }
 
-
-LLM_OPERATORS: dict[str, Callable[..., Proposal]] = {
-    name: partial(propose, name) for name in ("llm_edit", "llm_rewrite", "llm_crossover")
-}

@@ -33,9 +33,9 @@ from synth.llm.ensemble import BudgetExhausted, LLMEnsemble, Ticket
 from synth.llm.pricing import price_of
 from synth.llm.spec import KEY_ENV, key_env, parse_llm_spec, resolve_key
 from synth.llm_operators import ProposalRun, call_record
-
-OPERATOR_WEIGHTS = {"llm_edit": 3.0, "llm_rewrite": 1.0, "llm_crossover": 1.0}
-ATTEMPTS_SHOWN = 8  # earlier children on the parent's lineage shown in a prompt
+from synth.operators import choose
+from synth.proposal import Proposal
+from synth.view import PopulationView
 
 
 def in_thread(fn, *args) -> Future:
@@ -67,14 +67,15 @@ class Pending:
 
 class LLMVariation:
     def __init__(self, cfg, db, notice=print, ensemble: LLMEnsemble | None = None) -> None:
-        self.cfg = cfg
+        self.cfg = cfg  # synth.config.RunConfig
+        self.llm_cfg = cfg.llm
         self.db = db
         self.notice = notice
         self.claimed: set[int] = set()  # open calls made or replayed by this process
         self._claim: Optional[int] = None
         if ensemble is None:
-            specs = [with_price(parse_llm_spec(s), cfg.llm_price) for s in cfg.llm]
-            ensemble = LLMEnsemble(specs, budget_tokens=cfg.llm_budget_tokens, budget_usd=cfg.llm_budget_usd,
+            specs = [with_price(parse_llm_spec(s), cfg.llm.price) for s in cfg.llm.models]
+            ensemble = LLMEnsemble(specs, budget_tokens=cfg.llm.budget_tokens, budget_usd=cfg.llm.budget_usd,
                                    spent=db.llm_totals())
             for spec in ensemble.specs:  # a missing key is known before any call: say so at startup
                 if spec.provider in KEY_ENV and resolve_key(spec) is None:
@@ -98,25 +99,24 @@ class LLMVariation:
         return sorted((p.entry for p in self.running.values()), key=lambda e: e["token"])
 
     # ------------------------------------------------------------------ starting
-    def start(self, engine, population: list[Candidate], generation: int, gate: Optional[dict]) -> bool:
-        """Begin a proposal (draws from engine.rng); False when no call could be made."""
-        rng = engine.rng
-        names = sorted(OPERATOR_WEIGHTS)
-        operator = rng.choices(names, weights=[OPERATOR_WEIGHTS[n] for n in names], k=1)[0]
-        parents = select_parents(population, 2 if operator == "llm_crossover" else 1, self.cfg.tournament, rng)
+    def propose(self, view: PopulationView, rng: random.Random) -> Optional[Proposal]:
+        """Begin a proposal for `view.child` (draws from `rng`): its child comes later, from `finish`.
+        None when no call could be made (a genetic child takes the slot)."""
+        spec = choose(rng, self.llm_cfg.operator_weights)
+        parents = select_parents(view.alive, spec.parents, self.cfg.search.tournament, rng)
         level = self._level(parents, rng)
-        ctx = self._context(parents, population, rng)
-        entry = {"token": engine.children, "operator": operator, "level": level, "ctx": ctx.model_dump(mode="json"),
-                 "parents": [p.id for p in parents], "generation": generation, "seed": rng.getrandbits(64),
-                 "gate": gate}
-        return self.resume(entry)
+        ctx = self._context(parents, list(view.alive), rng)
+        entry = {"token": view.child, "operator": spec.name, "level": level, "ctx": ctx.model_dump(mode="json"),
+                 "parents": [p.id for p in parents], "generation": view.generation, "seed": rng.getrandbits(64),
+                 "gate": view.gate.model_dump() if view.gate is not None else None}
+        return Proposal(in_flight=True) if self.resume(entry) else None
 
     def resume(self, entry: dict) -> bool:
         """(Re)start the proposal an entry describes; False when no call could be made."""
         try:
             ctx = PromptContext.model_validate(entry["ctx"])
             title = f"synth {self.cfg.track} candidate, operator {entry['operator']}"
-            run = ProposalRun(entry["operator"], entry["level"], ctx, templates_dir=self.cfg.prompts_dir, title=title)
+            run = ProposalRun(entry["operator"], entry["level"], ctx, templates_dir=self.llm_cfg.prompts_dir, title=title)
         except (ValueError, KeyError) as exc:
             self._say(f"LLM proposal not made: {' '.join(str(exc).split())[:300]}")
             return False
@@ -145,9 +145,10 @@ class LLMVariation:
         return True
 
     # ------------------------------------------------------------------ a call returned
-    def finish(self, engine, future: Future) -> Optional[tuple[Optional[Candidate], Pending]]:
+    def finish(self, future: Future, lifecycle) -> Optional[tuple[Optional[Candidate], Pending]]:
         """Take one returned call (engine thread). None while the proposal goes on; else (child or None
-        when no candidate came of it, the proposal) for the engine to commit."""
+        when no candidate came of it, the proposal) for the engine to commit. `lifecycle`
+        (synth/lifecycle.py) admits the child or records it as invalid."""
         pending = self.running.pop(future)
         run, ticket = pending.run, pending.ticket
         try:
@@ -166,7 +167,7 @@ class LLMVariation:
         for record in run.proposal.calls[before:]:
             self._record(pending, record, replay_id=pending.replay_id)
         if run.done and run.proposal.ok:
-            cand = self._candidate(engine, pending)
+            cand = lifecycle.admit(self._draft(pending))
             twin = self._twin(cand, pending.entry["parents"])
             if twin is not None and run.send_back(twin) and self._ask(pending):
                 return None  # one repair round; if it cannot be asked, the duplicate stays as it is
@@ -177,7 +178,7 @@ class LLMVariation:
         self._check_stop()
         proposal = run.proposal
         if proposal.calls and proposal.calls[-1]["outcome"] in ("rejected", "duplicate"):
-            return self._invalid(pending), pending  # the model's failure: recorded as an invalid child
+            return lifecycle.rejected(self._invalid(pending)), pending  # the model's failure: an invalid child
         return None, pending  # no reply to judge: the engine makes this child with a genetic operator
 
     def links(self, pending: Pending, cand: Optional[Candidate]) -> list[tuple]:
@@ -187,13 +188,11 @@ class LLMVariation:
                 for cid, call in zip(pending.call_ids, pending.run.proposal.calls)]
 
     # ------------------------------------------------------------------ internals
-    def _candidate(self, engine, pending: Pending) -> Candidate:
+    def _draft(self, pending: Pending) -> Candidate:
         proposal, entry = pending.run.proposal, pending.entry
-        cand = Candidate(generation=entry["generation"], kind=proposal.kind, genome=proposal.genome,
+        return Candidate(generation=entry["generation"], kind=proposal.kind, genome=proposal.genome,
                          source=proposal.source or "", parents=list(entry["parents"]), operator=proposal.operator,
-                         operator_params=proposal.params, model=proposal.model, status="pending",
-                         created_at=time.time(), timings={})
-        return engine.admit(cand)
+                         operator_params=proposal.params, model=proposal.model, created_at=time.time(), timings={})
 
     def _twin(self, cand: Candidate, parent_ids: list[int]) -> Optional[str]:
         """Why the child is not new (it repeats a parent or an existing candidate), or None."""
@@ -216,7 +215,7 @@ class LLMVariation:
         return Candidate(generation=entry["generation"], kind=proposal.kind, genome=None, source="",
                          parents=list(entry["parents"]),
                          operator=proposal.operator, operator_params={**proposal.params, "error": proposal.error},
-                         model=proposal.model, status="invalid", created_at=time.time(), timings={})
+                         model=proposal.model, created_at=time.time(), timings={})
 
     def _record(self, pending: Pending, record: dict, replay_id: Optional[int] = None, open_: bool = True) -> None:
         """The call, written now (open until its candidate is committed); a replay is already there."""
@@ -244,9 +243,9 @@ class LLMVariation:
                           model=spec.model, cached=True)
 
     def _level(self, parents: list[Candidate], rng) -> str:
-        if any(p.genome is None for p in parents) or self.cfg.llm_level == "code":
+        if any(p.genome is None for p in parents) or self.llm_cfg.level == "code":
             return "code"
-        if self.cfg.llm_level == "program":
+        if self.llm_cfg.level == "program":
             return "program"
         return "program" if rng.random() < 0.5 else "code"
 
@@ -264,7 +263,7 @@ class LLMVariation:
         target = (f"eval accuracy >= {spec.target_accuracy} in as few steps as possible (eval every {spec.eval_every})"
                   if spec.task == "recall" else "the lowest final eval MSE")
         return PromptContext(
-            track=spec.name, description=spec.description, max_steps=self.cfg.steps or spec.max_steps,
+            track=spec.name, description=spec.description, max_steps=self.cfg.steps,
             benchmark_steps=spec.max_steps, eval_every=spec.eval_every, target=target,
             fitness_formula=formula(spec.task), parent=self._info(parents[0]),
             other=self._info(parents[1]) if len(parents) > 1 else None,
@@ -275,7 +274,7 @@ class LLMVariation:
     def _attempts(self, parent: Candidate) -> list[str]:
         """Children made on the parent's lineage, newest last: what was tried and how the score moved."""
         chain = {c.id: c for c in self.db.lineage(parent.id)[:6]}
-        tried = self.db.children_of(list(chain), ATTEMPTS_SHOWN)
+        tried = self.db.children_of(list(chain), self.llm_cfg.attempts_shown)
         lines = []
         for child in tried:
             base = chain[child.parents[0]].fitness

@@ -13,31 +13,31 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextCo
 from rich.text import Text
 
 from evaluator.sandbox import Limits
-from evaluator.tracks import get_track
 from population.db import RunDB
-from synth.config import RunConfig
-from synth.engine import Evolution, Progress
+from synth.config import ExecutionConfig, RunConfig, TrustConfig
+from synth.engine import Evolution
+from synth.progress import Progress
 
 LLM_OFF = ("LLM edits are off (genetic operators only). Turn them on with --llm openai:MODEL "
            "(OPENAI_API_KEY), --llm anthropic:MODEL (ANTHROPIC_API_KEY) or --llm "
            "openai:MODEL@http://host:port/v1 for any OpenAI-compatible server, plus --llm-rate 0.3.")
 
 
-def make_pool(cfg: RunConfig):
-    limits = Limits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb)
-    if cfg.backend == "ray":
+def make_pool(run: ExecutionConfig):
+    limits = Limits(timeout_s=run.timeout_s, memory_mb=run.memory_mb)
+    if run.backend == "ray":
         from evaluator.ray_backend import RayPool
 
-        return RayPool(workers=cfg.workers, limits=limits, devices=cfg.devices, address=cfg.ray_address)
+        return RayPool(workers=run.workers, limits=limits, devices=run.devices, address=run.ray_address)
     from evaluator.pool import LocalPool
 
-    return LocalPool(workers=cfg.workers, limits=limits, devices=cfg.devices)
+    return LocalPool(workers=run.workers, limits=limits, devices=run.devices)
 
 
 def make_llm(cfg: RunConfig, db: RunDB, console: Console):
     """The LLM operators, or None with one clear line saying why they are off."""
-    if not cfg.llm or cfg.llm_rate == 0:
-        console.print(f"[yellow]{LLM_OFF}[/]" if not cfg.llm else
+    if not cfg.llm.models or cfg.llm.rate == 0:
+        console.print(f"[yellow]{LLM_OFF}[/]" if not cfg.llm.models else
                       "[yellow]LLM configured but --llm-rate is 0: LLM edits are off.[/]", highlight=False)
         return None
     from synth.llm_variation import LLMVariation
@@ -51,35 +51,36 @@ class SetupError(ValueError):
 
 def preflight(cfg: RunConfig) -> None:
     """Refuses, before anything is stored, a backend or device this machine cannot provide."""
-    if cfg.backend == "ray":
+    devices = cfg.execution.devices
+    if cfg.execution.backend == "ray":
         try:
             import ray  # noqa: F401
         except ImportError:
             raise SetupError("--backend ray needs Ray, which is not installed: pip install -e \".[ray]\" "
                              "(or leave --backend out for the local backend)") from None
-    cuda = [d for d in cfg.devices.split(",") if d.startswith("cuda:")]
+    cuda = [d for d in devices.split(",") if d.startswith("cuda:")]
     if cuda:
         import torch
 
         if not torch.cuda.is_available():
-            raise SetupError(f"--devices {cfg.devices}: this torch ({torch.__version__}) sees no CUDA device; "
+            raise SetupError(f"--devices {devices}: this torch ({torch.__version__}) sees no CUDA device; "
                              "use --devices cpu, or install a CUDA build of torch")
         count = torch.cuda.device_count()
         missing = [d for d in cuda if int(d[5:]) >= count]
         if missing:
-            raise SetupError(f"--devices {cfg.devices}: {missing[0]} does not exist (this machine has "
+            raise SetupError(f"--devices {devices}: {missing[0]} does not exist (this machine has "
                              f"{count} CUDA device{'s' if count != 1 else ''}: cuda:0..cuda:{count - 1})")
 
 
 def describe_run(cfg: RunConfig, workers: int) -> str:
     """Everything that defines the run, so a resumed run's settings (a quick `--steps 100`) show."""
-    full = cfg.steps or get_track(cfg.track).max_steps
-    cascade = (f"cascade at step {cfg.proxy_steps} (top {1 - cfg.proxy_quantile:.0%} go on)"
-               if cfg.proxy_steps else "cascade off")
-    where = f"{workers} worker{'s' if workers != 1 else ''} on {cfg.devices}" + (", ray" if cfg.backend == "ray" else "")
-    return (f"track {cfg.track}, {full} steps, {cfg.generations} generation{'s' if cfg.generations != 1 else ''} "
-            f"of {cfg.population}, "
-            f"seed {cfg.seed}, {where}, {cascade}")
+    search, gate, run = cfg.search, cfg.cascade, cfg.execution
+    cascade = (f"cascade at step {gate.proxy_steps} (top {1 - gate.proxy_quantile:.0%} go on)"
+               if gate.proxy_steps else "cascade off")
+    where = f"{workers} worker{'s' if workers != 1 else ''} on {run.devices}" + (", ray" if run.backend == "ray" else "")
+    return (f"track {cfg.track}, {cfg.steps} steps, {search.generations} "
+            f"generation{'s' if search.generations != 1 else ''} of {search.population}, "
+            f"seed {search.seed}, {where}, {cascade}")
 
 
 class LiveView:
@@ -154,14 +155,14 @@ def record_session(db: RunDB, wall_s: float) -> None:
 def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, started, evaluations_before) -> dict:
     llm = make_llm(cfg, db, console)
     deadline = started + time_budget_s if time_budget_s is not None else None
-    with make_pool(cfg) as pool:
+    with make_pool(cfg.execution) as pool:
         word = "resuming" if resumed else "starting"
         console.print(f"{word} run [bold]{escape(str(run_dir))}[/]: {describe_run(cfg, pool.size)}", highlight=False)
         evolution = Evolution(db, cfg, pool, llm=llm, deadline=deadline)
         if live:
             view = LiveView(console, pool.size)
             with Live(console=console, refresh_per_second=4, transient=False) as screen:
-                warming = Progress(phase="warming workers", generations=cfg.generations,
+                warming = Progress(phase="warming workers", generations=cfg.search.generations,
                                    children_total=evolution.children_total)
                 screen.update(view.render(warming))
                 pool.warm(cfg.track, steps=cfg.steps)
@@ -170,7 +171,7 @@ def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, start
                 progress = evolution.run()
                 screen.update(view.render(progress))
                 stopped_early(console, progress)
-                assess_finalists(db, cfg, pool, console, progress,
+                assess_finalists(db, cfg.trust, pool, console, progress,
                                  on_progress=lambda p: screen.update(view.render(p)))
             if not console.is_terminal:
                 console.line()  # piped: the last frame ends without a newline
@@ -179,7 +180,7 @@ def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, start
             announce_isolation(console, pool)
             progress = evolution.run()
             stopped_early(console, progress)
-            assess_finalists(db, cfg, pool, console, progress)
+            assess_finalists(db, cfg.trust, pool, console, progress)
     result = run_summary(db, progress, time.time() - started, run_dir, db.count_evaluations() - evaluations_before)
     if summary:
         print_summary(console, result)
@@ -200,19 +201,19 @@ def stopped_early(console: Console, progress: Progress) -> None:
                       f"{progress.children_total} children; the same command resumes.[/]", highlight=False)
 
 
-def assess_finalists(db: RunDB, cfg: RunConfig, pool, console: Console, progress: Progress,
+def assess_finalists(db: RunDB, trust: TrustConfig, pool, console: Console, progress: Progress,
                      on_progress=None) -> None:
     """The top candidates, re-scored on held-out seeds and checked for compliance (synth/trust.py).
     With `on_progress` (the live view), each finalist's verdict is printed as it comes."""
     from synth.trust import assess_and_record, passed
 
-    finalists = [c for c in db.top(cfg.finalists * 4 + 10) if c.status == "scored"][:cfg.finalists]
+    finalists = [c for c in db.top(trust.finalists * 4 + 10) if c.status == "scored"][:trust.finalists]
     todo = [c for c in finalists if db.get_state(f"compliance/{c.id}") is None]
     progress.phase, progress.finalists_total, progress.finalists_done = "finalists", len(todo), 0
     for cand in todo:
         if on_progress is not None:
             on_progress(progress)
-        report = assess_and_record(db, pool, cand, k=cfg.heldout)
+        report = assess_and_record(db, pool, cand, k=trust.heldout)
         progress.finalists_done += 1
         if on_progress is not None:
             word = "[green]compliant[/]" if passed(report) else "[red]flagged[/]"

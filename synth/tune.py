@@ -9,7 +9,7 @@ other, so tuning is spread over the steady-state loop and costs one evaluation p
 
 Constants are searched as log2 factors of the root's values (a Beta as a factor of 1 - beta), so the
 root itself is the point 0 and every trial is a few octaves around it. A root gets at most
-`TRIALS_PER_ROOT` trials; then `tune` falls back to `perturb_constants`.
+`tune_trials` trials (the run's search config); then `tune` falls back to `perturb_constants`.
 
 Deterministic: the study holds only what the engine lets a child see (the root and the finished
 trials inside the window), in id order, and its sampler is seeded from the engine's RNG.
@@ -29,8 +29,6 @@ from population.records import Candidate
 from primitives.program import Program
 from primitives.pset import Beta, Eps, is_constant, make_constant
 
-TRIALS_PER_ROOT = 8
-STARTUP_TRIALS = 3  # random trials around the root before TPE models the results
 OCTAVES = {Beta: 5.0, Eps: 6.0}  # log2 range either side of the root's value (Scalar: the default)
 DEFAULT_OCTAVES = 4.0
 FAILED_VALUE = -1e6
@@ -73,7 +71,10 @@ def trial_value(cand: Candidate, regression: bool) -> float:
     run stopped there (below a full run from the same metric); a failed run the worst of all."""
     if cand.fitness is not None:
         return cand.fitness
-    metric = cand.timings.get("proxy", {}).get("metric")
+    from synth.cascade import stored
+
+    gate = stored(cand)
+    metric = gate.metric if gate is not None else None
     if cand.status == "screened" and metric is not None:
         return -math.log10(max(metric, 1e-30)) if regression else 0.99 * metric
     return FAILED_VALUE
@@ -84,7 +85,8 @@ def root_of(cand: Candidate) -> int:
     return cand.operator_params.get("root", cand.id) if cand.operator == "tune" else cand.id
 
 
-def propose(rng: random.Random, root: Candidate, trials: list[Candidate], regression: bool) -> tuple[Program, dict]:
+def propose(rng: random.Random, root: Candidate, trials: list[Candidate], regression: bool,
+            startup: int = 3) -> tuple[Program, dict]:
     """One new trial for `root`, given its finished trials (in id order) that the child may see."""
     program = Program.from_text(root.genome)
     dists = distributions(program)
@@ -93,7 +95,7 @@ def propose(rng: random.Random, root: Candidate, trials: list[Candidate], regres
         raise ValueError(f"candidate {root.id} has no constants to tune")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     points = [({name: 0.0 for name in dists}, root)] + [(t.operator_params["factors"], t) for t in trials]
     for factors, cand in points:
@@ -104,18 +106,19 @@ def propose(rng: random.Random, root: Candidate, trials: list[Candidate], regres
     return child, {"root": root.id, "trial": len(trials) + 1, "seed": seed, "factors": factors, "changes": changes}
 
 
-def tune_child(db, horizon: int, rng: random.Random, parent: Candidate,
-               regression: bool) -> tuple[int, Program, dict] | None:
+def tune_child(db, horizon: int, rng: random.Random, parent: Candidate, regression: bool,
+               trials_per_root: int = 8, startup: int = 3) -> tuple[int, Program, dict] | None:
     """(root id, child, params) of the next trial of `parent`'s structure; None when the structure has had
-    its TRIALS_PER_ROOT trials or has no constants. Sees the trials below `horizon` (the engine's window)."""
+    its `trials_per_root` trials or has no constants. Sees the trials below `horizon` (the engine's window);
+    `db` need only answer queries (synth/view.py)."""
     root = db.get_candidate(root_of(parent))
     if not root.genome or not constant_sites(Program.from_text(root.genome)):
         return None
     trials = db.tune_trials(root.id)
-    if len(trials) >= TRIALS_PER_ROOT:
+    if len(trials) >= trials_per_root:
         return None
     seen = [c for c in trials if c.id < horizon and c.status != "pending"]
-    program, params = propose(rng, root, seen, regression)
+    program, params = propose(rng, root, seen, regression, startup)
     return root.id, program, params
 
 

@@ -184,29 +184,3 @@ def perturbed(type_: type, value: float, z: float) -> float:
 def live_text(program: Program) -> str:
     """What a program computes, as text: the update and the slots it reads (dead slots left out)."""
     return "\n".join(f"{role} = {program.tree(role)}" for role in (*program.used_slots, "update"))
-
-
-OPERATORS: dict[str, Operator] = {
-    "crossover": crossover,
-    "mutate_subtree": mutate_subtree,
-    "mutate_node": mutate_node,
-    "mutate_insert": mutate_insert,
-    "mutate_shrink": mutate_shrink,
-    "perturb_constants": perturb_constants,
-}
-TWO_PARENT_OPERATORS = frozenset({"crossover"})
-
-TOOLBOX = base.Toolbox()
-for _name, _fn in OPERATORS.items():
-    TOOLBOX.register(_name, _fn)
-
-
-def choose_operator(rng: random.Random, weights: dict[str, float]) -> str:
-    """An operator name drawn with probability proportional to its weight (names sorted, so order-independent)."""
-    names = sorted(name for name, weight in weights.items() if weight > 0)
-    if not names:
-        raise ValueError("no operator has a positive weight")
-    unknown = [name for name in names if name not in OPERATORS]
-    if unknown:
-        raise ValueError(f"unknown operators {unknown}: known are {sorted(OPERATORS)}")
-    return rng.choices(names, weights=[weights[name] for name in names], k=1)[0]

@@ -12,7 +12,8 @@ from pathlib import Path
 from population.records import Candidate
 from primitives.program import Program
 from primitives.seeds import SEED_PROGRAMS
-from synth.tune import OCTAVES, TRIALS_PER_ROOT, apply_factors, constant_sites, propose
+from synth.config import SearchConfig
+from synth.tune import OCTAVES, apply_factors, constant_sites, propose
 from synth.variation import live_text
 from tests.conftest import synth_cli
 
@@ -74,7 +75,7 @@ def test_evolve_with_tune_is_deterministic_and_wastes_no_child(tmp_path):
         assert json.loads(parents) == [root_id]
         assert structure(genome) == structure(cands[root_id][2])
         per_root[root_id] = per_root.get(root_id, 0) + 1
-    assert max(per_root.values()) <= TRIALS_PER_ROOT
+    assert max(per_root.values()) <= SearchConfig().tune_trials
     assert [json.loads(r[4])["root"] for r in rows[0][3:6]] == [1, 2, 3]  # first, each seed is tuned once
     for cid, _, genome, parents, _, status, _ in rows[0]:
         parents = json.loads(parents)

@@ -8,7 +8,10 @@ import pytest
 from primitives.program import Program
 from primitives.pset import Beta, is_constant
 from primitives.seeds import seed_programs
-from synth.variation import MAX_HEIGHT, MAX_NODES, OPERATORS, TOOLBOX, choose_operator, perturbed
+from synth.operators import REGISTRY, choose
+from synth.variation import MAX_HEIGHT, MAX_NODES, perturbed
+
+OPERATORS = {name: spec.fn for name, spec in REGISTRY.items() if spec.fn is not None}
 
 SEEDS = list(seed_programs().values())
 
@@ -106,17 +109,13 @@ def test_crossover_needs_two_parents_and_only_mixes_the_same_role():
         assert len(differing) == 1
 
 
-def test_toolbox_registers_every_operator_by_name():
-    for name in OPERATORS:
-        assert callable(getattr(TOOLBOX, name))
+def test_registry_names_every_operator_once_with_its_parents():
+    assert set(REGISTRY) == set(OPERATORS) | {"llm_crossover", "llm_edit", "llm_rewrite", "tune"}
+    assert {name for name, spec in REGISTRY.items() if spec.parents == 2} == {"crossover", "llm_crossover"}
 
 
-def test_choose_operator():
+def test_choose():
     weights = {"crossover": 1.0, "mutate_node": 3.0, "mutate_shrink": 0.0}
-    draws = [choose_operator(random.Random(s), weights) for s in range(200)]
-    assert draws == [choose_operator(random.Random(s), weights) for s in range(200)]
+    draws = [choose(random.Random(s), weights).name for s in range(200)]
+    assert draws == [choose(random.Random(s), weights).name for s in range(200)]
     assert set(draws) == {"crossover", "mutate_node"} and draws.count("mutate_node") > draws.count("crossover")
-    with pytest.raises(ValueError):
-        choose_operator(random.Random(0), {"nope": 1.0})
-    with pytest.raises(ValueError):
-        choose_operator(random.Random(0), {"crossover": 0.0})

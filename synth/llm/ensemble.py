@@ -224,11 +224,6 @@ class LLMEnsemble:
             self.disabled[spec.label] = reason
             self.notices.append(f"LLM {spec.label} disabled for the rest of this run: {reason}")
 
-    def usage(self) -> dict:
-        """Totals for the run summary and the database."""
-        return {"calls": self.calls, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
-                "cost_usd": self.cost_usd, "disabled": dict(self.disabled)}
-
     def _note(self, line: str) -> None:
         if line not in self.notices:
             self.notices.append(line)

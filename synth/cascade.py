@@ -1,0 +1,111 @@
+"""The fidelity cascade, engine side: where a child's run is gated, and what the gate decided.
+
+A child's run is told (`GatePlan`) to evaluate at `proxy_steps` and stop there if its eval metric
+is below `threshold`, the population's `proxy_quantile` of the metrics at that step; every
+`audit_every`-th child runs in full whatever the gate says (`audit`), and `full_bar`, the same
+quantile of the population's full scores, is what the audit judges the gate by: an audited child
+that reaches it is one the gate should have let through. The worker applies the plan
+(evaluator/loop.py `Gate`); after the run, `outcome` records the metric and whether it passed.
+
+Stored with the candidate (today under `timings["proxy"]`, where older runs have it too); `stored`,
+`with_plan` and `with_outcome` are the only code that knows where.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from evaluator.loop import Gate
+from population.records import Candidate
+from synth.config import CascadeConfig
+
+
+class GatePlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    steps: int
+    audit: bool = False
+    threshold: Optional[float] = None  # None: nothing to compare with yet, the run goes on
+    full_bar: Optional[float] = None
+
+
+class GateOutcome(GatePlan):
+    metric: Optional[float] = None  # the eval metric at the gate step (None: the run never got there)
+    promoted: Optional[bool] = None
+
+
+def stored(cand: Candidate) -> Optional[GateOutcome]:
+    """The plan (and outcome, once finished) stored with a candidate; None if its run was not gated."""
+    record = cand.timings.get("proxy")
+    return GateOutcome.model_validate(record) if record else None
+
+
+def with_plan(cand: Candidate, plan: Optional[GatePlan]) -> Candidate:
+    """A child that will run is told where its gate is."""
+    if plan is not None and cand.status == "pending":
+        cand.timings["proxy"] = plan.model_dump()
+    return cand
+
+
+def with_outcome(cand: Candidate, outcome: Optional[GateOutcome]) -> dict:
+    """The candidate's timings with the gate's outcome in place of its plan."""
+    timings = dict(cand.timings)
+    if outcome is not None:
+        timings["proxy"] = outcome.model_dump()
+    return timings
+
+
+class Cascade:
+    def __init__(self, config: CascadeConfig, regression: bool) -> None:
+        self.config = config
+        self.regression = regression
+
+    @property
+    def on(self) -> bool:
+        return bool(self.config.proxy_steps)
+
+    def audit_due(self, child: int) -> bool:
+        return child % self.config.audit_every == 0
+
+    def plan(self, population: list[Candidate], lookup: Callable[[int], Candidate], audit: bool) -> Optional[GatePlan]:
+        """The gate for the next child, from the population (a duplicate's metric is its twin's: `lookup`)."""
+        if not self.on:
+            return None
+        metrics, fits = [], []
+        for member in population:
+            gate = stored(lookup(member.duplicate_of) if member.duplicate_of else member)
+            if gate is not None and gate.metric is not None:
+                metrics.append(-gate.metric if self.regression else gate.metric)  # higher is better from here on
+            if member.fitness is not None:
+                fits.append(member.fitness)
+        return GatePlan(steps=self.config.proxy_steps, audit=audit,
+                        threshold=self._quantile(metrics, sign=-1 if self.regression else 1),
+                        full_bar=self._quantile(fits, sign=1))
+
+    def seed_plan(self) -> Optional[GatePlan]:
+        """Seeds have no population to compare with: their gate never stops them."""
+        return GatePlan(steps=self.config.proxy_steps) if self.on else None
+
+    @staticmethod
+    def job_gate(plan: Optional[GateOutcome]) -> tuple[Optional[int], Optional[float]]:
+        """(gate step, threshold) for the worker; an audited child is measured at the gate, never stopped."""
+        if plan is None:
+            return None, None
+        return plan.steps, None if plan.audit else plan.threshold
+
+    def outcome(self, plan: Optional[GateOutcome], metric: Optional[float]) -> Optional[GateOutcome]:
+        """What the gate decided for a finished run (the worker's `Gate`, so both sides agree); None when
+        the run was not gated or never reached its gate."""
+        if plan is None or metric is None:
+            return None
+        promoted = Gate(plan.steps, plan.threshold).admits(metric, self.regression)
+        return GateOutcome(**{**plan.model_dump(), "metric": metric, "promoted": promoted})
+
+    def _quantile(self, values: list[float], sign: int) -> Optional[float]:
+        """The `proxy_quantile` of `values` (higher is better), given back in the metric's own sign."""
+        if not values:
+            return None
+        ordered = sorted(values)
+        return sign * ordered[min(len(ordered) - 1, int(self.config.proxy_quantile * len(ordered)))]
