@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import queue
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -90,7 +89,6 @@ class LocalPool(Backend):
         for slot in self.slots:
             self.free.put(slot)
         self.executor = ThreadPoolExecutor(max_workers=len(self.slots), thread_name_prefix="synth-slot")
-        self.lock = threading.Lock()
 
     @property
     def size(self) -> int:

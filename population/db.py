@@ -192,7 +192,7 @@ class RunDB(LLMCallLog):
             cand.id = cid
         return ids
 
-    def commit_generation(self, new_candidates: list[Candidate], state: dict, key: str = "engine",
+    def checkpoint(self, new_candidates: list[Candidate], state: dict, key: str = "engine",
                           calls: list[tuple[int, Optional[Candidate], str, Optional[str]]] = ()) -> list[int]:
         """The engine's checkpoint: new candidates and the state that made them (RNG, counter) together,
         and the LLM calls that made them: each (call id, its candidate among `new_candidates` or None,

@@ -127,7 +127,7 @@ class Baseline:
                 if done >= self.config.trials:
                     return
                 batch = self._ask(done, min(self.config.batch, self.config.trials - done))
-                self.db.commit_generation(batch, {"trials": done + len(batch)}, key="baseline")
+                self.db.checkpoint(batch, {"trials": done + len(batch)}, key="baseline")
             self._score(batch)
 
     # ------------------------------------------------------------------ the sampler

@@ -134,7 +134,7 @@ class Evolution:
         state = {"children": self.children, "rng": encode_rng(self.rng)}
         if self.llm is not None:
             state["llm_open"] = self.llm.open_entries
-        self.db.commit_generation(made, state, calls=list(calls))  # population/db.py's name for "commit"
+        self.db.checkpoint(made, state, calls=list(calls))
 
     # ------------------------------------------------------------------ propose
     def _seeds(self) -> list[Candidate]:

@@ -145,14 +145,14 @@ def test_a_failing_batch_leaves_nothing(db):
     assert db.add_candidates(good) == [1, 2]  # nothing was consumed, not even ids
 
 
-def test_commit_generation_is_all_or_nothing(db):
-    db.commit_generation([cand(), cand()], {"generation": 0})
+def test_checkpoint_is_all_or_nothing(db):
+    db.checkpoint([cand(), cand()], {"generation": 0})
     with pytest.raises(ValueError):
-        db.commit_generation([cand(1, "mutate_node", [1]), cand(1, "mutate_node", [9])], {"generation": 1})
+        db.checkpoint([cand(1, "mutate_node", [1]), cand(1, "mutate_node", [9])], {"generation": 1})
     with pytest.raises(TypeError):  # state fails to serialise after the candidates went in
-        db.commit_generation([cand(1, "mutate_node", [1])], {"generation": 1, "rng": object()})
+        db.checkpoint([cand(1, "mutate_node", [1])], {"generation": 1, "rng": object()})
     assert db.count() == 2 and db.get_state("engine") == {"generation": 0}
-    assert db.commit_generation([cand(1, "mutate_node", [1])], {"generation": 1}) == [3]
+    assert db.checkpoint([cand(1, "mutate_node", [1])], {"generation": 1}) == [3]
     assert db.get_state("engine") == {"generation": 1}
 
 
@@ -204,7 +204,7 @@ CHILD = textwrap.dedent('''
         gen += 1
         children = [Candidate(generation=gen, source=source(gen, i), operator="mutate_node",
                               parents=[gen * 5 - 5] if gen > 1 else [], operator_params={"i": i}) for i in range(5)]
-        db.commit_generation(children, {"generation": gen})
+        db.checkpoint(children, {"generation": gen})
         for c in children:
             score(c)
 ''')

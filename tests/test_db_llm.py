@@ -29,10 +29,10 @@ def test_a_call_is_settled_with_its_candidate_or_not_at_all(db):
     cid = db.add_llm_call(call())
     bad = child(parents=(99,))
     with pytest.raises(ValueError, match="parent 99"):
-        db.commit_generation([bad], {"children": 1}, calls=[(cid, bad, "child", None)])
+        db.checkpoint([bad], {"children": 1}, calls=[(cid, bad, "child", None)])
     assert db.llm_calls()[0].outcome == "open:ok" and db.llm_calls()[0].child_id is None  # rolled back together
     good = child()
-    db.commit_generation([good], {"children": 1}, calls=[(cid, good, "child", None)])
+    db.checkpoint([good], {"children": 1}, calls=[(cid, good, "child", None)])
     assert (db.llm_calls()[0].outcome, db.llm_calls()[0].child_id) == ("child", good.id)
     assert db.llm_costs() == {good.id: {"calls": 1, "tokens_in": 10, "tokens_out": 5, "cost_usd": 0.01}}
 

@@ -27,7 +27,7 @@ FILL_UP = textwrap.dedent('''
         for generation in range(1, 10_000):
             batch = [Candidate(generation=generation, genome="g", source="x" * 4000, operator="seed", status="scored",
                                fitness=float(i)) for i in range(8)]
-            db.commit_generation(batch, {"generation": generation})
+            db.checkpoint(batch, {"generation": generation})
             written = generation
     except Exception as exc:
         print(f"{written} {type(exc).__name__}: {exc}")

@@ -31,7 +31,7 @@ def db(tmp_path):
 
 def stored(db, status: str, fitness=None) -> Candidate:
     cand = Candidate(generation=0, source="x", operator="seed", status=status, fitness=fitness)
-    db.commit_generation([cand], {"children": 0})
+    db.checkpoint([cand], {"children": 0})
     return db.get_candidate(cand.id)
 
 
@@ -57,7 +57,7 @@ def test_admit_probes_and_finds_twins(db, pool):
     sgd = seed_programs()["sgd_momentum"]
     first = program_child(lifecycle.admit, "single_ar", sgd, 0, [], "seed", {})
     assert first.status == "pending" and first.fingerprint and first.duplicate_of is None
-    db.commit_generation([first], {"children": 0})
+    db.checkpoint([first], {"children": 0})
     twin = program_child(lifecycle.admit, "single_ar", sgd, 1, [first.id], "mutate_node", {})
     assert twin.status == "pending" and twin.duplicate_of == first.id  # waits for its pending twin
     broken = lifecycle.admit(Candidate(generation=1, source="import os\n", operator="llm_rewrite"))
@@ -67,7 +67,7 @@ def test_admit_probes_and_finds_twins(db, pool):
 def test_a_proposer_sees_a_read_only_view(db, pool):
     lifecycle = Lifecycle(db, pool.probe)
     seed = program_child(lifecycle.admit, "single_ar", seed_programs()["adam"], 0, [], "seed", {})
-    db.commit_generation([seed], {"children": 0})
+    db.checkpoint([seed], {"children": 0})
     db.update_candidate(seed.id, status="scored", fitness=0.5)
     members = tuple(frozen(c) for c in db.candidates(status="scored"))
     view = PopulationView(child=1, generation=1, horizon=1, alive=members, db=Queries(db),
@@ -81,7 +81,7 @@ def test_a_proposer_sees_a_read_only_view(db, pool):
     with pytest.raises(AttributeError, match="read-only"):
         view.db.update_candidate(seed.id, status="failed")
     with pytest.raises(AttributeError, match="read-only"):
-        view.db.commit_generation([], {})
+        view.db.checkpoint([], {})
     assert view.db.get_candidate(seed.id).fitness == 0.5  # queries still answer
     # and a real proposer makes its child from it without writing anything
     proposal = GeneticProposer(RunConfig(track="single_ar", population=2, tournament=1, elites=0),
