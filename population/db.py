@@ -46,7 +46,8 @@ from population.schema import SCHEMA_VERSION, encode_column, decode_row
 DB_NAME = "synth.db"
 
 _CANDIDATE_COLUMNS = ("generation", "kind", "genome", "source", "parents", "operator", "operator_params", "model",
-                      "fingerprint", "status", "duplicate_of", "fitness", "created_at", "timings")
+                      "fingerprint", "status", "duplicate_of", "fitness", "created_at", "timings",
+                      "cascade")
 
 
 class DuplicateEvaluationError(ValueError):

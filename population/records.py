@@ -36,7 +36,29 @@ class Candidate(BaseModel):
     duplicate_of: Optional[int] = None  # the scored twin whose fitness a duplicate shares
     fitness: Optional[float] = None  # higher is better (synth/fitness.py); None until scored or if it failed
     created_at: float = Field(default_factory=time.time)
-    timings: dict = Field(default_factory=dict)
+    timings: dict = Field(default_factory=dict)  # seconds spent (probe_s)
+    cascade: Optional["GateOutcome"] = None  # the fidelity gate's plan for its run, and what it decided
+
+
+class GatePlan(BaseModel):
+    """Where a child's run is gated (synth/cascade.py decides; evaluator/loop.py's Gate applies it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: int
+    audit: bool = False
+    threshold: Optional[float] = None  # None: nothing to compare with yet, the run goes on
+    full_bar: Optional[float] = None
+
+
+class GateOutcome(GatePlan):
+    """A plan with what its gate decided, once the run got there."""
+
+    metric: Optional[float] = None  # the eval metric at the gate step (None: the run never got there)
+    promoted: Optional[bool] = None
+
+
+Candidate.model_rebuild()
 
 
 class Evaluation(BaseModel):

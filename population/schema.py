@@ -98,7 +98,15 @@ def _v2_window_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX candidates_first_parent ON candidates(json_extract(parents, '$[0]'))")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v2_window_indexes,)
+def _v3_cascade_column(conn: sqlite3.Connection) -> None:
+    """The fidelity gate's plan and outcome get a column of their own (they lived in `timings`, under
+    "proxy", next to the probe's seconds)."""
+    conn.execute("ALTER TABLE candidates ADD COLUMN cascade TEXT")
+    conn.execute("UPDATE candidates SET cascade = json_extract(timings, '$.proxy'), "
+                 "timings = json_remove(timings, '$.proxy') WHERE json_extract(timings, '$.proxy') IS NOT NULL")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v2_window_indexes, _v3_cascade_column)
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -117,12 +125,16 @@ def upgrade(conn: sqlite3.Connection, version: int) -> None:
 
 
 # How a record's fields are stored: JSON text for the structured ones.
-_JSON_FIELDS = {"parents", "operator_params", "timings", "parent_ids", "result"}
+_JSON_FIELDS = {"parents", "operator_params", "timings", "parent_ids", "result", "cascade"}
 
 
 def encode_column(name: str, value):
-    return json.dumps(value) if name in _JSON_FIELDS else value
+    if name not in _JSON_FIELDS:
+        return value
+    if hasattr(value, "model_dump"):
+        value = value.model_dump()
+    return None if value is None else json.dumps(value)
 
 
 def decode_row(row: sqlite3.Row) -> dict:
-    return {k: json.loads(row[k]) if k in _JSON_FIELDS else row[k] for k in row.keys()}
+    return {k: json.loads(row[k]) if k in _JSON_FIELDS and row[k] is not None else row[k] for k in row.keys()}

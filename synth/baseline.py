@@ -180,7 +180,7 @@ class Baseline:
 
     def _record(self, cand: Candidate, result) -> None:
         """The evaluation and the trial's status in one transaction (like `Evolution._finish`)."""
-        timings = cascade.with_outcome(cand, self.cascade.outcome(cascade.stored(cand), result.gate_metric))
+        gate = self.cascade.outcome(cascade.stored(cand), result.gate_metric)
         fit = fitness(result)
         if result.outcome != "ok":
             status, fit = "failed", None
@@ -188,7 +188,8 @@ class Baseline:
             status, fit = "screened", None
         else:
             status = "scored"
-        self.db.update_candidate(cand.id, timings=timings)
+        if gate is not None:
+            self.db.update_candidate(cand.id, cascade=gate)
         self.db.add_evaluation(
             Evaluation(candidate_id=cand.id, track=result.track, seed_set=result.seed_set, steps=result.max_steps,
                        outcome=result.outcome, fitness=fitness(result), result=result.model_dump(mode="json"),

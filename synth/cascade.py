@@ -7,54 +7,31 @@ quantile of the population's full scores, is what the audit judges the gate by: 
 that reaches it is one the gate should have let through. The worker applies the plan
 (evaluator/loop.py `Gate`); after the run, `outcome` records the metric and whether it passed.
 
-Stored with the candidate (today under `timings["proxy"]`, where older runs have it too); `stored`,
-`with_plan` and `with_outcome` are the only code that knows where.
+Stored with the candidate, in its own column (`Candidate.cascade`; schema v3 moved older runs'
+records there from `timings["proxy"]`).
 """
 
 from __future__ import annotations
 
 from typing import Callable, Optional
 
-from pydantic import BaseModel, ConfigDict
-
 from evaluator.loop import Gate
-from population.records import Candidate
+from population.records import Candidate, GateOutcome, GatePlan
 from synth.config import CascadeConfig
 
-
-class GatePlan(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    steps: int
-    audit: bool = False
-    threshold: Optional[float] = None  # None: nothing to compare with yet, the run goes on
-    full_bar: Optional[float] = None
-
-
-class GateOutcome(GatePlan):
-    metric: Optional[float] = None  # the eval metric at the gate step (None: the run never got there)
-    promoted: Optional[bool] = None
+__all__ = ["Cascade", "GateOutcome", "GatePlan", "stored", "with_plan"]
 
 
 def stored(cand: Candidate) -> Optional[GateOutcome]:
     """The plan (and outcome, once finished) stored with a candidate; None if its run was not gated."""
-    record = cand.timings.get("proxy")
-    return GateOutcome.model_validate(record) if record else None
+    return cand.cascade
 
 
 def with_plan(cand: Candidate, plan: Optional[GatePlan]) -> Candidate:
     """A child that will run is told where its gate is."""
     if plan is not None and cand.status == "pending":
-        cand.timings["proxy"] = plan.model_dump()
+        cand.cascade = GateOutcome(**plan.model_dump())
     return cand
-
-
-def with_outcome(cand: Candidate, outcome: Optional[GateOutcome]) -> dict:
-    """The candidate's timings with the gate's outcome in place of its plan."""
-    timings = dict(cand.timings)
-    if outcome is not None:
-        timings["proxy"] = outcome.model_dump()
-    return timings
 
 
 class Cascade:

@@ -242,7 +242,7 @@ class Evolution:
     def _finish(self, cand: Candidate) -> None:
         done = self._evaluations(cand)
         outcome = self.cascade.outcome(cascade.stored(cand), done["benchmark"].result.get("gate_metric"))
-        self.lifecycle.finish(cand, done, self._seed_sets(), self.config.steps, cascade.with_outcome(cand, outcome))
+        self.lifecycle.finish(cand, done, self._seed_sets(), self.config.steps, outcome)
 
     def _refresh_progress(self) -> None:
         refresh(self.progress, self.db, self.children, self.config.search.population, self.config.steps,

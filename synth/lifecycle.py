@@ -16,7 +16,7 @@ from typing import Optional
 
 from evaluator.record import EvalResult
 from population.db import RunDB
-from population.records import Candidate, Evaluation
+from population.records import Candidate, Evaluation, GateOutcome
 from synth.fitness import fitness
 
 PROPOSED = "proposed"
@@ -98,7 +98,7 @@ class Lifecycle:
             candidate_status="pending", candidate_fitness=None)
 
     def finish(self, cand: Candidate, evaluations: dict[str, Evaluation], seed_sets: list[str], full_steps: int,
-               timings: dict) -> None:
+               gate: Optional[GateOutcome]) -> None:
         """Status and fitness from the evaluations: failed, screened (stopped by the gate), or scored
         (with several seed sets, the mean over them; any failure fails it)."""
         first = evaluations["benchmark"]
@@ -111,7 +111,7 @@ class Lifecycle:
             status, fit = "scored", sum(fits) / len(fits)
         else:
             status, fit = "failed", None
-        self._write(cand, status, fitness=fit, timings=timings)
+        self._write(cand, status, fitness=fit, **({"cascade": gate} if gate is not None else {}))
 
     def _write(self, cand: Candidate, status: str, **fields) -> None:
         check(cand.status, status)

@@ -159,13 +159,13 @@ def test_cascade_screens_audits_and_reports(tmp_path):
                      "--generations", "4", "--seed", "5", "--finalists", "0", "--quiet", "--run-dir", str(run))
     assert proc.returncode == 0, proc.stderr
     with sqlite3.connect(run / "synth.db") as conn:
-        rows = conn.execute("SELECT id, generation, status, timings, duplicate_of FROM candidates").fetchall()
+        rows = [(cid, gen, status, json.loads(gate) if gate else {}, twin) for cid, gen, status, gate, twin in
+                conn.execute("SELECT id, generation, status, cascade, duplicate_of FROM candidates")]
         evals = {(c, s): json.loads(r) for c, s, r in conn.execute("SELECT candidate_id, steps, result FROM evaluations")}
     runs = {}
     for cid, steps in evals:
         runs.setdefault(cid, []).append(steps)
-    for cid, generation, status, timings, twin in rows:
-        gate = json.loads(timings).get("proxy")
+    for cid, generation, status, gate, twin in rows:
         if status in ("invalid", "duplicate") or twin is not None:
             assert cid not in runs  # never trained: no probe pass, or its twin's outcome
             continue
@@ -184,13 +184,13 @@ def test_cascade_screens_audits_and_reports(tmp_path):
             assert runs[cid] == [60] and gate["metric"] < gate["threshold"]
     assert any(r[2] == "screened" for r in rows)
     cascade = json.loads(synth_cli("show", str(run), "--json").stdout)["cascade"]
-    gated = [r for r in rows if r[1] > 0 and "metric" in json.loads(r[3]).get("proxy", {})]
+    gated = [r for r in rows if r[1] > 0 and "metric" in r[3] and r[3]["metric"] is not None]
     assert cascade["proxy_steps"] == 20 and cascade["proxied"] == len(gated)
     assert cascade["screened"] == sum(r[2] == "screened" for r in gated)
-    assert cascade["audited"] == sum(json.loads(r[3])["proxy"]["audit"] and not json.loads(r[3])["proxy"]["promoted"]
+    assert cascade["audited"] == sum(r[3]["audit"] and not r[3]["promoted"]
                                      for r in gated)
     fitness = dict(table_rows(run, "SELECT id, fitness FROM candidates"))
-    sample = [(r[0], json.loads(r[3])["proxy"]) for r in gated if json.loads(r[3])["proxy"]["audit"]]
+    sample = [(r[0], r[3]) for r in gated if r[3]["audit"]]
     good = [(cid, g) for cid, g in sample if fitness[cid] is not None and fitness[cid] >= g["full_bar"]]
     assert cascade["audit_sample"] == len(sample) > 0 and cascade["audit_good"] == len(good)
     assert cascade["wrongly_dropped_ids"] == [cid for cid, g in good if not g["promoted"]]

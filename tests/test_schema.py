@@ -53,13 +53,27 @@ def test_an_old_run_is_upgraded_once_after_a_backup(tmp_path):
     with RunDB.open(tmp_path / "run") as db:
         assert [c.id for c in db.alive(horizon=6, population=2, elites=1)] == [1, 4, 5]
         assert [c.id for c in db.tune_trials(3)] == [4, 5]
-    assert version_of(path) == SCHEMA_VERSION and rows(path) == before
+    assert version_of(path) == SCHEMA_VERSION
+    assert [row[:len(before[0])] for row in rows(path)] == before  # new columns come last, the data unchanged
     backup = tmp_path / "run" / f"{DB_NAME}.bak-v1"
     assert version_of(backup) == 1 and rows(backup) == before
     assert {n for _, n, _ in schema_of(path) - schema_of(backup)} >= {"candidates_alive", "candidates_fitness"}
     backup_bytes = backup.read_bytes()
     RunDB.open(tmp_path / "run").close()  # up to date now: nothing to do, the backup is not overwritten
     assert backup.read_bytes() == backup_bytes
+
+
+def test_the_gate_record_moves_from_timings_into_its_own_column(tmp_path):
+    path = make_v1(tmp_path / "run")
+    gate = {"steps": 100, "audit": True, "threshold": 0.5, "full_bar": 0.9, "metric": 0.7, "promoted": True}
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE candidates SET timings = ? WHERE id = 4", (json.dumps({"probe_s": 0.25, "proxy": gate}),))
+    with RunDB.open(tmp_path / "run") as db:
+        moved, untouched = db.get_candidate(4), db.get_candidate(5)
+        assert moved.cascade.model_dump() == gate and moved.timings == {"probe_s": 0.25}
+        assert untouched.cascade is None and untouched.timings == {}
+        db.update_candidate(5, cascade={"steps": 100, "metric": 0.2, "promoted": False})
+        assert db.get_candidate(5).cascade.promoted is False
 
 
 def test_a_migrated_run_has_the_schema_of_a_new_one(tmp_path):

@@ -45,9 +45,10 @@ def resolve_candidate(db: RunDB, candidate: int | None) -> int:
 
 
 def full_steps(config: dict) -> int:
-    from evaluator.tracks import get_track
+    """A stored run config's full budget (synth.config.full_steps; old runs stored `steps` as None)."""
+    from synth.config import full_steps as resolved
 
-    return config.get("steps") or get_track(config["track"]).max_steps
+    return resolved(config["track"], config.get("steps"))
 
 
 def search_result(db: RunDB, cand: Candidate) -> EvalResult | None:
@@ -73,17 +74,17 @@ def cascade_stats(db: RunDB) -> dict | None:
         return None
     full, proxy = full_steps(config), config["proxy_steps"]
     cands = db.candidates()
-    gated = [c for c in cands if c.generation > 0 and c.timings.get("proxy", {}).get("metric") is not None]
-    below = [c for c in gated if not c.timings["proxy"]["promoted"]]
-    sample = [c for c in gated if c.timings["proxy"]["audit"]]  # run in full whatever the gate said
-    good = [c for c in sample if c.fitness is not None and c.timings["proxy"].get("full_bar") is not None
-            and c.fitness >= c.timings["proxy"]["full_bar"]]
-    wrongly = [c.id for c in good if not c.timings["proxy"]["promoted"]]
+    gated = [c for c in cands if c.generation > 0 and c.cascade is not None and c.cascade.metric is not None]
+    below = [c for c in gated if not c.cascade.promoted]
+    sample = [c for c in gated if c.cascade.audit]  # run in full whatever the gate said
+    good = [c for c in sample if c.fitness is not None and c.cascade.full_bar is not None
+            and c.fitness >= c.cascade.full_bar]
+    wrongly = [c.id for c in good if not c.cascade.promoted]
     screened = [c for c in gated if c.status == "screened"]
     spent = len(screened) * proxy + (len(gated) - len(screened)) * full
     return {"proxy_steps": proxy, "proxied": len(gated), "promoted": len(gated) - len(below),
             "screened": len(screened), "audit_sample": len(sample), "audit_good": len(good),
-            "audited": sum(1 for c in sample if not c.timings["proxy"]["promoted"]),
+            "audited": sum(1 for c in sample if not c.cascade.promoted),
             "wrongly_dropped": len(wrongly), "wrongly_dropped_ids": wrongly,
             "good_drop_rate": len(wrongly) / len(good) if good else None,
             "training_steps_saved": 1 - spent / (len(gated) * full) if gated else 0.0}
