@@ -28,6 +28,7 @@ from optuna.distributions import FloatDistribution
 from population.records import Candidate
 from primitives.program import Program
 from primitives.pset import Beta, Eps, is_constant, make_constant
+from synth.variation import perturbed
 
 OCTAVES = {Beta: 5.0, Eps: 6.0}  # log2 range either side of the root's value (Scalar: the default)
 DEFAULT_OCTAVES = 4.0
@@ -50,20 +51,10 @@ def apply_factors(root: Program, factors: dict[str, float]) -> tuple[Program, li
     changes = []
     for n, (r, i, type_) in enumerate(constant_sites(root)):
         old = trees[r][i].value
-        new = scaled(type_, old, factors[f"c{n}"])
+        new = perturbed(type_, old, factors[f"c{n}"], digits=4)
         trees[r][i] = make_constant(type_, new)
         changes.append({"index": i, "tree": r, "old": old, "new": new})
     return Program(trees), changes
-
-
-def scaled(type_: type, value: float, octaves: float) -> float:
-    if type_ is Beta:
-        gap = min(max(float(f"{(1.0 - value) * 2.0 ** octaves:.4g}"), 1e-6), 0.999)
-        return round(1.0 - gap, 12)
-    new = float(f"{value * 2.0 ** octaves:.4g}")
-    if type_ is Eps:
-        return min(max(new, 1e-30), 1.0)
-    return min(max(new, -1e30), 1e30)
 
 
 def trial_value(cand: Candidate, regression: bool) -> float:

@@ -170,12 +170,12 @@ def perturb_constants(rng: random.Random, parents: list[Program]) -> tuple[Progr
     return child, {**params, "fallback": "mutate_node"}
 
 
-def perturbed(type_: type, value: float, z: float) -> float:
-    """`value` scaled by 2**z (3 significant digits); betas scale 1 - beta and stay in [0.001, 0.999999]."""
+def perturbed(type_: type, value: float, z: float, digits: int = 3) -> float:
+    """`value` scaled by 2**z (to `digits` significant digits); betas scale 1 - beta and stay in [0.001, 0.999999]."""
     if type_ is Beta:
-        gap = min(max(float(f"{(1.0 - value) * 2.0 ** z:.3g}"), 1e-6), 0.999)
+        gap = min(max(float(f"{(1.0 - value) * 2.0 ** z:.{digits}g}"), 1e-6), 0.999)
         return round(1.0 - gap, 12)
-    new = float(f"{value * 2.0 ** z:.3g}")
+    new = float(f"{value * 2.0 ** z:.{digits}g}")
     if type_ is Eps:
         return min(max(new, 1e-30), 1.0)
     return min(max(new, -1e30), 1e30)

@@ -39,7 +39,7 @@ OUTCOMES = {
     "print_flood.py": {"crash"},
     "harm_segfault.py": {"crash"},
     # writes to every descriptor also reach the shared file (mmap keeps a copy of its descriptor):
-    # garbage parameters of its own at worst, overwritten when it publishes its own copies
+    # garbage in its own parameters and gradients at worst, which the worker copies out and fails on
     "harm_channel_garbage.py": {"crash", "nonfinite"},
     "harm_channel_flood.py": {"crash", "nonfinite", "ok"},
     "harm_channel_close.py": {"crash"},
