@@ -102,7 +102,11 @@ def bwrap_command(python: str, as_root: bool, fd: int) -> list[str]:
 
 
 def _jail_environment() -> dict[str, str]:
+    # CUDA_VISIBLE_DEVICES="": the candidate steps CPU tensors in shared memory and never needs a GPU;
+    # a host that touched CUDA before forking a candidate would also leave torch's optimizers a
+    # broken driver ("CUDA error: initialization error" in their graph-capture check)
     return {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+            "CUDA_VISIBLE_DEVICES": "",
             "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "GLIBC_TUNABLES": MALLOC_TUNABLES,
             "SYNTH_LIBSECCOMP": _library_path("seccomp"), "SYNTH_LIBC": _library_path("c")}
 

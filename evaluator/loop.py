@@ -46,7 +46,8 @@ def noisy_gradients(model: torch.nn.Module, gen: torch.Generator) -> None:
     """
     for p in model.parameters():
         if p.grad is not None:
-            noise = torch.randn(p.grad.shape, generator=gen, dtype=p.grad.dtype, device=p.grad.device)
+            # drawn on the CPU (the generator's device), then moved: the same noise on every device
+            noise = torch.randn(p.grad.shape, generator=gen, dtype=p.grad.dtype).to(p.grad.device)
             noise = noise * (p.grad != 0)
             p.grad = noise * (p.grad.norm() / noise.norm().clamp_min(1e-12))
 

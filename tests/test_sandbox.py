@@ -62,6 +62,17 @@ def test_engine_secrets_are_invisible(raw_sandbox):
     assert "sk-engine-secret" not in result.error and "hf-engine-token" not in result.error
 
 
+def test_the_candidate_sees_no_gpu(raw_sandbox):
+    """It steps CPU tensors in shared memory; a GPU would only be a way out (and, after a fork, a broken
+    driver that crashes torch's own optimizers on a CUDA machine)."""
+    body = ("import os\n"
+            "raise RuntimeError('cuda=' + repr(os.environ.get('CUDA_VISIBLE_DEVICES')) + "
+            "' available=' + repr(torch.cuda.is_available()))")
+    result = raw_sandbox.evaluate(optimizer_with_step(body), "single_ar", steps=STEPS)
+    assert result.outcome == "crash"
+    assert "cuda='' available=False" in result.error
+
+
 def test_engine_environ_cannot_be_read_through_proc(raw_sandbox):
     import os
 
