@@ -24,11 +24,11 @@ def best_so_far(db: RunDB) -> list[dict]:
     full, proxy = full_steps(config), config.get("proxy_steps")
     cost, best, points = 0.0, None, []
     for ev in db.evaluations(track=config["track"], seed_set="benchmark"):
-        if ev.steps not in (full, proxy):
+        if ev.budget not in (full, proxy):
             continue  # a finalist's re-run at another horizon is an assessment, not search
-        cost += ev.steps / full
+        cost += ev.budget / full
         result = EvalResult.model_validate(ev.result)
-        fit = fitness(result) if ev.steps == full else None
+        fit = fitness(result) if ev.budget == full else None
         if fit is not None and (best is None or fit > best["fitness"]):
             best = {"fitness": fit, "id": ev.candidate_id, "verdict": describe(result)}
         points.append({"cost": cost, **(best or {"fitness": None, "id": None, "verdict": "-"})})
@@ -41,14 +41,14 @@ def elite(db: RunDB) -> dict | None:
     full = full_steps(config)
     results: dict[int, EvalResult] = {}
     for ev in db.evaluations(track=config["track"], seed_set="benchmark"):
-        if ev.steps == full and ev.outcome == "ok":
+        if ev.budget == full and ev.outcome == "ok":
             results[ev.candidate_id] = EvalResult.model_validate(ev.result)
     if not results:
         return None
     best_id = max(results, key=lambda cid: (fitness(results[cid]), -cid))
     result = results[best_id]
     held = [EvalResult.model_validate(ev.result) for ev in db.evaluations(candidate_id=best_id, track=config["track"])
-            if ev.seed_set.startswith("heldout-") and ev.steps == full]
+            if ev.seed_set.startswith("heldout-") and ev.budget == full]
     cand = db.get_candidate(best_id)
     return {
         "id": best_id, "operator": cand.operator, "verdict": describe(result), "fitness": fitness(result),

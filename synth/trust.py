@@ -143,12 +143,12 @@ def assess_and_record(db, pool, cand, k: int | None = None) -> dict:
     trust = stored_trust(config)
     report, results = assess(pool, cand.source, config["track"], search, steps=config.get("steps"),
                              k=k or trust.heldout, secret=secret, trust=trust)
-    recorded = {(e.seed_set, e.steps) for e in db.evaluations(candidate_id=cand.id)}
+    recorded = {(e.seed_set, e.budget) for e in db.evaluations(candidate_id=cand.id)}
     for name, result in results.items():
         if name in ("noise", "permuted") or (result.seed_set, result.max_steps) in recorded:
             continue
         db.add_evaluation(Evaluation(candidate_id=cand.id, track=result.track, seed_set=result.seed_set,
-                                     steps=result.max_steps, outcome=result.outcome, fitness=fitness(result),
+                                     budget=result.max_steps, outcome=result.outcome, fitness=fitness(result),
                                      result=result.model_dump(mode="json"), created_at=time.time()),
                           candidate_status=cand.status, candidate_fitness=cand.fitness)
     horizon = report.pop("horizon")
