@@ -220,7 +220,7 @@ def draw_lineage(ax: Axes, graph: dict, title: str | None = None) -> Marks:
         if e["primary"]:  # the label sits in the gap just before the child
             (x1, y1), (x2, y2) = pts[-2], pts[-1]
             label = e["operator"] if not crowd else e["operator"].replace("mutate_", "m.").replace("perturb_", "p.")
-            ax.text((x1 + x2) / 2, (y1 + y2) / 2 + 0.05, label, ha="center", va="bottom", fontsize=tiny,
+            ax.text((x1 + x2) / 2, (y1 + y2) / 2 + 0.05, label, ha="center", va="bottom", fontsize=max(3.5, tiny - 2),
                     color="#555", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
     for n in graph["nodes"]:
         x, y = pos[n["id"]]
