@@ -62,6 +62,11 @@ class EvalResult(BaseModel):
     def scored(self) -> bool:
         return self.outcome == "ok"
 
+    @property
+    def pass_step(self) -> Optional[int]:
+        """The step at which the run reached the track's target (the benchmark's `steps` field), or None."""
+        return self.steps if self.status == "pass" else None
+
     def benchmark_record(self) -> dict:
         """Only the fields the benchmark's own results JSON has, in its order."""
         return self.model_dump(include=set(BENCHMARK_FIELDS))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 Kind = Literal["program", "code"]  # code = free-form Python from an LLM edit, no program text
 # screened = stopped by the short proxy run, never given the full budget
@@ -62,18 +62,26 @@ Candidate.model_rebuild()
 
 
 class Evaluation(BaseModel):
-    """One scoring run of one candidate; unique per (candidate_id, track, seed_set, steps)."""
+    """One scoring run of one candidate; unique per (candidate_id, track, seed_set, budget).
+
+    `budget` is the training steps the run was given (its SQLite column is `steps`); when the run
+    passed is the result's `pass_step`, the benchmark's own `steps` field."""
 
     model_config = ConfigDict(extra="forbid")
 
     candidate_id: int
     track: str
     seed_set: str
-    steps: int
+    budget: int = Field(validation_alias=AliasChoices("budget", "steps"))  # rows carry their column's name
     outcome: str  # EvalResult.outcome: ok | timeout | oom | crash | nonfinite | rejected
     fitness: Optional[float] = None
     result: dict  # EvalResult.model_dump(mode="json")
     created_at: float = Field(default_factory=time.time)
+
+    @property
+    def steps(self) -> int:
+        """`budget` under its old name, for the lines of synth/engine.py and population/db.py that still read it."""
+        return self.budget
 
 
 class LLMCall(BaseModel):

@@ -26,6 +26,7 @@ from collections import Counter
 
 from primitives import kernels, ops
 from primitives.ir import ZERO, Graph, Node, build_graph, is_tensor, scalar_level
+from primitives.submission import submission_class
 from primitives.templates import FOREACH, PER_TENSOR, SCALAR
 
 _HELPERS = {name: fn for module in (ops, kernels)  # kernels' versions win
@@ -254,8 +255,10 @@ def compile_program(program, title: str = "", fast_newton_schulz: bool = True, f
         notes += f"; {', '.join(graph.zero_slots)} can only hold zero and is left out"
     loop = _indent(header + body, 3)
     init = _indent([f'state["{s}"] = torch.zeros_like(p)' for s in graph.slots], 5)
+    submission = submission_class(update=f"        for t, params, grads, states in self.batches():{loop}\n",
+                                  methods=_BATCHES.replace("{init}", init))
     return _FILE.format(heading=f"{title}\n\n" if title else "", text=program.to_text().replace("\\", "\\\\"),
-                        notes=notes, helpers=_helpers(loop, fast_newton_schulz), loop=loop, init=init)
+                        notes=notes, helpers=_helpers(loop, fast_newton_schulz)) + submission
 
 
 _FILE = '''"""{heading}Optimizer program (synth; slots start at zero, t counts steps from 1):
@@ -270,23 +273,14 @@ import math
 import torch
 
 
-{helpers}class Submission(torch.optim.Optimizer):
-    def __init__(self, params):
-        super().__init__(params, dict())
+{helpers}'''
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for t, params, grads, states in self.batches():{loop}
-        return loss
-
+# Submission.batches: parameters of one step count together, so that a foreach path runs per group
+_BATCHES = '''
     def batches(self):
         """Parameters that have a gradient, with their state, grouped by their step count t (from 1)."""
         for group in self.param_groups:
-            by_step = {{}}
+            by_step = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue

@@ -26,6 +26,7 @@ import random
 from deap import gp
 
 from primitives import ops
+from primitives.submission import submission_class
 from primitives.pset import (SLOT_NAMES, Tensor, build_pset, check_constant, is_constant,
                              make_constant, using_rng)
 
@@ -240,27 +241,7 @@ def render_submission(program: Program, title: str = "") -> str:
     load = f'\n                {", ".join(slots)} = {", ".join(f"state[{s!r}]" for s in slots)}' if slots else ""
     load = load.replace("'", '"')
     slot_lines = "".join(f'\n                {s} = state["{s}"] = {_python(s, program.tree(s))}' for s in updated)
-    return f'''"""{heading}Optimizer program (synth; slots start at zero, t counts steps from 1):
-
-{text}
-"""
-
-import math
-
-import torch
-
-
-{helpers + chr(10) + chr(10) + chr(10) if helpers else ""}class Submission(torch.optim.Optimizer):
-    def __init__(self, params):
-        super().__init__(params, dict())
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+    update = f'''        for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -271,5 +252,15 @@ import torch
                 state["step"] += 1
                 t = state["step"]{load}{slot_lines}
                 p.add_({program.tree("update")})
-        return loss
 '''
+    return f'''"""{heading}Optimizer program (synth; slots start at zero, t counts steps from 1):
+
+{text}
+"""
+
+import math
+
+import torch
+
+
+{helpers + chr(10) + chr(10) + chr(10) if helpers else ""}{submission_class(update=update)}'''

@@ -59,7 +59,7 @@ def record_summary(result) -> str:
         return (f"status {result.status}; final eval MSE {result.final_eval_mse:.6g} (initial "
                 f"{result.initial_eval_mse:.6g}, best {result.best_eval_mse:.6g}); last train loss "
                 f"{result.last_train_loss:.6g}")
-    passed = f"pass at step {result.steps}" if result.status == "pass" else "fail"
+    passed = f"pass at step {result.pass_step}" if result.status == "pass" else "fail"
     return (f"{passed}; final eval accuracy {result.final_eval_accuracy:.4f} (initial "
             f"{result.initial_eval_accuracy:.4f}, best {result.best_eval_accuracy:.4f}); last train loss "
             f"{result.last_train_loss:.6g}")

@@ -191,7 +191,7 @@ class Baseline:
         if gate is not None:
             self.db.update_candidate(cand.id, cascade=gate)
         self.db.add_evaluation(
-            Evaluation(candidate_id=cand.id, track=result.track, seed_set=result.seed_set, steps=result.max_steps,
+            Evaluation(candidate_id=cand.id, track=result.track, seed_set=result.seed_set, budget=result.max_steps,
                        outcome=result.outcome, fitness=fitness(result), result=result.model_dump(mode="json"),
                        created_at=time.time()),
             candidate_status=status, candidate_fitness=fit)

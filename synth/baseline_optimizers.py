@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
+from primitives.submission import submission_class
+
 
 @dataclass(frozen=True)
 class Knob:
@@ -97,29 +99,13 @@ def _describe(hp: dict) -> str:
 
 
 def _subclass(base: str, args: str) -> str:
-    return f'''
-
-class Submission(torch.optim.{base}):
-    def __init__(self, params):
-        super().__init__(params, {args})
-'''
+    return "\n\n" + submission_class(args, base=base)
 
 
-LION = '''
-
-class Submission(torch.optim.Optimizer):
-    """Lion (Chen et al. 2023): the sign of an interpolation of momentum and gradient, decoupled decay."""
-
-    def __init__(self, params):
-        super().__init__(params, dict(lr={lr}, beta1={beta1}, beta2={beta2}, weight_decay={weight_decay}))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+LION = "\n\n" + submission_class(
+    "dict(lr={lr}, beta1={beta1}, beta2={beta2}, weight_decay={weight_decay})",
+    doc="Lion (Chen et al. 2023): the sign of an interpolation of momentum and gradient, decoupled decay.",
+    update='''        for group in self.param_groups:
             lr, beta1, beta2, wd = group["lr"], group["beta1"], group["beta2"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
@@ -131,8 +117,7 @@ class Submission(torch.optim.Optimizer):
                 p.mul_(1.0 - lr * wd)
                 p.add_(torch.sign(momentum * beta1 + p.grad * (1.0 - beta1)), alpha=-lr)
                 momentum.mul_(beta2).add_(p.grad, alpha=1.0 - beta2)
-        return loss
-'''
+''')
 
 MUON = '''
 
@@ -148,20 +133,11 @@ def newton_schulz(x):
     return y.T if tall else y
 
 
-class Submission(torch.optim.Optimizer):
-    """Muon (Jordan et al. 2024) on every tensor of 2+ dimensions (Nesterov momentum, orthogonalised,
-    scaled by sqrt(max(1, rows/cols))); AdamW with betas (0.9, 0.95) on vectors and scalars."""
-
-    def __init__(self, params):
-        super().__init__(params, dict(lr={lr}, momentum={momentum}, adam_lr={adam_lr}, weight_decay={weight_decay}))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+''' + submission_class(
+    "dict(lr={lr}, momentum={momentum}, adam_lr={adam_lr}, weight_decay={weight_decay})",
+    doc="""Muon (Jordan et al. 2024) on every tensor of 2+ dimensions (Nesterov momentum, orthogonalised,
+    scaled by sqrt(max(1, rows/cols))); AdamW with betas (0.9, 0.95) on vectors and scalars.""",
+    update='''        for group in self.param_groups:
             wd = group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
@@ -189,5 +165,4 @@ class Submission(torch.optim.Optimizer):
                 denom = (v / (1.0 - 0.95 ** t)).sqrt_().add_(1e-8)
                 p.mul_(1.0 - group["adam_lr"] * wd)
                 p.addcdiv_(m, denom, value=-group["adam_lr"] / (1.0 - 0.9 ** t))
-        return loss
-'''
+''')

@@ -24,11 +24,11 @@ def best_so_far(db: RunDB) -> list[dict]:
     full, proxy = full_steps(config), config.get("proxy_steps")
     cost, best, points = 0.0, None, []
     for ev in db.evaluations(track=config["track"], seed_set="benchmark"):
-        if ev.steps not in (full, proxy):
+        if ev.budget not in (full, proxy):
             continue  # a finalist's re-run at another horizon is an assessment, not search
-        cost += ev.steps / full
+        cost += ev.budget / full
         result = EvalResult.model_validate(ev.result)
-        fit = fitness(result) if ev.steps == full else None
+        fit = fitness(result) if ev.budget == full else None
         if fit is not None and (best is None or fit > best["fitness"]):
             best = {"fitness": fit, "id": ev.candidate_id, "verdict": describe(result)}
         points.append({"cost": cost, **(best or {"fitness": None, "id": None, "verdict": "-"})})
@@ -41,14 +41,14 @@ def elite(db: RunDB) -> dict | None:
     full = full_steps(config)
     results: dict[int, EvalResult] = {}
     for ev in db.evaluations(track=config["track"], seed_set="benchmark"):
-        if ev.steps == full and ev.outcome == "ok":
+        if ev.budget == full and ev.outcome == "ok":
             results[ev.candidate_id] = EvalResult.model_validate(ev.result)
     if not results:
         return None
     best_id = max(results, key=lambda cid: (fitness(results[cid]), -cid))
     result = results[best_id]
     held = [EvalResult.model_validate(ev.result) for ev in db.evaluations(candidate_id=best_id, track=config["track"])
-            if ev.seed_set.startswith("heldout-") and ev.steps == full]
+            if ev.seed_set.startswith("heldout-") and ev.budget == full]
     cand = db.get_candidate(best_id)
     return {
         "id": best_id, "operator": cand.operator, "verdict": describe(result), "fitness": fitness(result),
@@ -87,28 +87,16 @@ def comparison(search: RunDB, baseline: RunDB, marks: int = 10) -> dict:
 # ---------------------------------------------------------------------- the report's section
 def comparison_html(search: RunDB, baseline: RunDB) -> str:
     """`synth report RUN --baseline BASELINE`: both best-so-far lines against cost, both elites."""
-    from synth.reporting.figures import _Frame, _domain, _svg, esc as _esc
+    from synth.reporting.figures import draw_comparison, new_figure
+    from synth.reporting.html import esc as _esc
+    from synth.reporting.svg import inline_svg
 
     result = comparison(search, baseline)
-    w, h = 720, 320
     sides = [("search", result["search"], "#d95f02"), (f"baseline ({result['baseline']['optimizer']})",
                                                       result["baseline"], "#1b9e77")]
-    fits = [p["fitness"] for _, side, _ in sides for p in side["points"] if p["fitness"] is not None]
-    top = max((side["cost"] for _, side, _ in sides), default=1.0) or 1.0
-    frame = _Frame(w, h, (0, top * 1.02), _domain(fits))
-    body = frame.axes("full-budget-equivalent evaluations", "best fitness so far")
-    for k, (name, side, color) in enumerate(sides):
-        path = []
-        for p in side["points"]:
-            if p["fitness"] is None:
-                continue
-            x, y = frame.x(p["cost"]), frame.y(p["fitness"])
-            path.append(f"M{x:.1f},{y:.1f}" if not path else f"H{x:.1f}V{y:.1f}")
-        if path:
-            path.append(f"H{frame.x(side['cost']):.1f}")
-            body.append(f'<path d="{"".join(path)}" fill="none" stroke="{color}" stroke-width="2"/>')
-        body.append(f'<text class="label" x="{frame.ml + 10}" y="{frame.mt + 14 + 16 * k}" fill="{color}">'
-                    f'{_esc(name)}</text>')
+    fig, ax = new_figure(720 / 72, 320 / 72)
+    marks = draw_comparison(ax, sides)
+    fig.tight_layout()
     rows = []
     for name, side, _ in sides:
         e = side["elite"]
@@ -126,5 +114,5 @@ def comparison_html(search: RunDB, baseline: RunDB) -> str:
     return (f'<section id="baseline-comparison"><h2>Against the tuned baseline</h2>'
             f'<div class="meta">baseline run {_esc(baseline.path.parent)}; cost counts a run stopped by the '
             f'cascade at its share of the full budget</div>'
-            f'<div class="row">{_svg(w, h, body, "best so far against cost, search and baseline")}</div>'
+            f'<div class="row">{inline_svg(fig, marks, "comparison")}</div>'
             f'<div class="scroll">{table}</div></section>')

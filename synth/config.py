@@ -20,6 +20,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synth.operators import GENETIC_WEIGHTS, LLM_WEIGHTS
+from synth.variation import DEFAULT_LIMITS, BloatLimits
 
 
 def full_steps(track: str, steps: Optional[int]) -> int:
@@ -68,11 +69,17 @@ class SearchConfig(Section):
     tune_trials: int = Field(8, ge=1, description="tune trials per structure, then perturb_constants instead")
     tune_startup: int = Field(3, ge=0, description="random tune trials around a root before TPE models them")
     max_proposal_tries: int = Field(8, ge=1, description="tries per child before giving up on a valid one")
+    max_height: int = Field(DEFAULT_LIMITS.max_height, ge=1, description="bloat limit: a child's tree height")
+    max_nodes: int = Field(DEFAULT_LIMITS.max_nodes, ge=1, description="bloat limit: nodes in one of a child's trees")
 
     @field_validator("operator_weights", mode="before")
     @classmethod
     def _merge(cls, given):
         return merged_weights(given, GENETIC_WEIGHTS, "genetic")
+
+    @property
+    def bloat_limits(self) -> BloatLimits:
+        return BloatLimits(self.max_height, self.max_nodes)
 
 
 class CascadeConfig(Section):
@@ -173,6 +180,11 @@ class LLMConfig(Section):
 class TrustConfig(Section):
     finalists: int = Field(3, ge=0, description="top candidates re-scored on held-out seeds and checked at the end")
     heldout: int = Field(3, ge=1, description="held-out seed sets per finalist")
+    heldout_accuracy_slack: float = Field(0.10, ge=0.0, description="held-out (and permuted-task) accuracy may "
+                                                                    "trail the search accuracy by this much")
+    heldout_mse_factor: float = Field(10.0, ge=1.0, description="held-out (and other-teacher) MSE may exceed the "
+                                                                "search MSE by this factor: teachers differ")
+    noise_seed: int = Field(12345, description="seed of the noise gradients of the gradient-dependence check")
 
 
 SECTIONS = {"search": SearchConfig, "cascade": CascadeConfig, "execution": ExecutionConfig, "llm": LLMConfig,
@@ -190,8 +202,8 @@ AUDIT_EVERY = CascadeConfig.model_fields["audit_every"].default  # for reports o
 
 # What a run *is*; resuming with a different resolved value would mix two experiments.
 IDENTITY_FIELDS = ("track", "steps", "seed", "population", "tournament", "elites", "seeds", "operator_weights",
-                   "tune_seeds", "tune_trials", "tune_startup", "proxy_steps", "proxy_quantile", "audit_every",
-                   "robust")
+                   "tune_seeds", "tune_trials", "tune_startup", "max_height", "max_nodes", "proxy_steps",
+                   "proxy_quantile", "audit_every", "robust")
 
 
 class RunConfig(Section):

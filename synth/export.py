@@ -104,7 +104,7 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
 
             if progress:
                 progress(f"checking candidate {cand.id} (held-out, gradients, permutation, horizon)", 0, 1)
-            assess_and_record(db, own, cand, k=config.get("heldout") or 3)
+            assess_and_record(db, own, cand)  # with the run's trust settings
         transfer = score_transfer(db, cand.id, source, transfer_tracks, transfer_seeds, steps=transfer_steps,
                                   progress=progress, pools={limits: own})
     try:

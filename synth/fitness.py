@@ -32,9 +32,9 @@ def fitness(result: EvalResult) -> float | None:
         return -math.log10(max(result.final_eval_mse, 1e-30))
     auc = accuracy_auc(result)
     if result.status == "pass":
-        earlier = [p.metric for p in result.curve if 0 < p.step < result.steps]
+        earlier = [p.metric for p in result.curve if 0 < p.step < result.pass_step]
         before = earlier[-1] if earlier else 0.0
-        return 1.0 + (result.max_steps - result.steps) / result.max_steps + 0.01 * before + 0.0001 * auc
+        return 1.0 + (result.max_steps - result.pass_step) / result.max_steps + 0.01 * before + 0.0001 * auc
     return 0.99 * result.final_eval_accuracy + 0.01 * auc
 
 
@@ -45,7 +45,7 @@ def describe(result: EvalResult) -> str:
     if not math.isnan(result.final_eval_mse):
         return f"MSE {result.final_eval_mse:.4g}"
     if result.status == "pass":
-        return f"pass @ {result.steps}"
+        return f"pass @ {result.pass_step}"
     return f"fail {result.final_eval_accuracy:.4f}"
 
 

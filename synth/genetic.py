@@ -73,7 +73,7 @@ class GeneticProposer:
                 return program_child(view.admit, self.config.track, program, view.generation, [root], operator,
                                      params)
             operator = "perturb_constants"  # this structure had its trials (or has no constants)
-        program, params = REGISTRY[operator].fn(rng, programs)
+        program, params = REGISTRY[operator].fn(rng, programs, self.config.search.bloat_limits)
         if redraw and live_text(program) == live_text(programs[0]):
             return None
         return program_child(view.admit, self.config.track, program, view.generation, [p.id for p in parents],

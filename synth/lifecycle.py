@@ -93,7 +93,7 @@ class Lifecycle:
         """Stores one evaluation; the candidate stays pending until `finish` (nothing left to run)."""
         self.db.add_evaluation(
             Evaluation(candidate_id=cand_id, track=result.track, seed_set=result.seed_set,
-                       steps=result.max_steps, outcome=result.outcome, fitness=fitness(result),
+                       budget=result.max_steps, outcome=result.outcome, fitness=fitness(result),
                        result=result.model_dump(mode="json"), created_at=time.time()),
             candidate_status="pending", candidate_fitness=None)
 
@@ -105,7 +105,7 @@ class Lifecycle:
         fits = [evaluations[s].fitness for s in seed_sets if s in evaluations]
         if first.outcome != "ok":
             status, fit = "failed", None
-        elif first.steps != full_steps:
+        elif first.budget != full_steps:
             status, fit = "screened", None
         elif len(fits) == len(seed_sets) and all(f is not None for f in fits):
             status, fit = "scored", sum(fits) / len(fits)

@@ -71,7 +71,7 @@ def refresh(p: Progress, db: RunDB, children: int, population: int, full_steps: 
         p.best_id, p.best_fitness = best.id, best.fitness
         p.best_text = best.genome or "(free-form code)"
         full = [e for e in db.evaluations(candidate_id=best.duplicate_of or best.id, seed_set="benchmark")
-                if e.steps == full_steps]
+                if e.budget == full_steps]
         p.best_summary = describe(EvalResult.model_validate(full[0].result)) if full else ""
 
 

@@ -103,7 +103,7 @@ def known_result(db: RunDB, cand_id: int, cell: Cell, device: str) -> EvalResult
     if cell.track == config["track"] and device == run_device(config):
         for ev in db.evaluations(candidate_id=cand_id, track=cell.track, seed_set=cell.seed_set):
             result = EvalResult.model_validate(ev.result)
-            if ev.steps == cell.steps and not result.gated_out:
+            if ev.budget == cell.steps and not result.gated_out:
                 return result
     return None
 

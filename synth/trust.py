@@ -25,20 +25,25 @@ import statistics
 from evaluator.pool import EvalJob
 from evaluator.record import EvalResult
 from evaluator.tracks import get_track
+from synth.config import TrustConfig
 from synth.fitness import describe
 
-NOISE_SEED = 12345
-HELDOUT_ACCURACY_SLACK = 0.10  # held-out accuracy may trail the search accuracy by this much
-HELDOUT_MSE_FACTOR = 10.0  # held-out MSE may exceed the search MSE by this factor (teachers differ)
+DEFAULT = TrustConfig()  # the thresholds (held-out slack and MSE factor, the noise seed) when none are given
 
 
-def plan(source: str, track: str, steps: int | None, k: int, secret: int | None = None) -> dict[str, EvalJob]:
+def stored_trust(config: dict) -> TrustConfig:
+    """A run's trust settings from its stored (flat) config; an older run's missing ones take the defaults."""
+    return TrustConfig(**{name: config[name] for name in TrustConfig.model_fields if config.get(name) is not None})
+
+
+def plan(source: str, track: str, steps: int | None, k: int, secret: int | None = None,
+         noise_seed: int = DEFAULT.noise_seed) -> dict[str, EvalJob]:
     """The extra runs an assessment needs, keyed by what they are for. `secret` relabels the task for
     the permutation check (a fresh random one when not given; a run keeps its own)."""
     budget = steps or get_track(track).max_steps
     secret = secret if secret is not None else new_secret()
     jobs = {f"heldout-{i}": EvalJob(source, track, steps=steps, seed_set=f"heldout-{i}") for i in range(1, k + 1)}
-    jobs["noise"] = EvalJob(source, track, steps=steps, gradient_noise_seed=NOISE_SEED)
+    jobs["noise"] = EvalJob(source, track, steps=steps, gradient_noise_seed=noise_seed)
     jobs["permuted"] = EvalJob(source, track, steps=steps, seed_set=f"permuted-{secret}")
     for factor in (0.9, 1.1):
         jobs[f"horizon-{round(budget * factor)}"] = EvalJob(source, track, steps=round(budget * factor))
@@ -50,14 +55,14 @@ def new_secret() -> int:
 
 
 def assess(pool, source: str, track: str, search: EvalResult, steps: int | None = None,
-           k: int = 3, secret: int | None = None) -> tuple[dict, dict[str, EvalResult]]:
+           k: int = 3, secret: int | None = None, trust: TrustConfig = DEFAULT) -> tuple[dict, dict[str, EvalResult]]:
     """Runs the checks on the pool; returns (verdicts, the raw results by job name)."""
-    jobs = plan(source, track, steps, k, secret)
+    jobs = plan(source, track, steps, k, secret, noise_seed=trust.noise_seed)
     results = dict(pool.evaluate_many(jobs.items()))
-    return verdicts(track, search, results), results
+    return verdicts(track, search, results, trust), results
 
 
-def verdicts(track: str, search: EvalResult, results: dict[str, EvalResult]) -> dict:
+def verdicts(track: str, search: EvalResult, results: dict[str, EvalResult], trust: TrustConfig = DEFAULT) -> dict:
     regression = get_track(track).task == "regression"
     out = {}
 
@@ -69,10 +74,10 @@ def verdicts(track: str, search: EvalResult, results: dict[str, EvalResult]) -> 
     elif any(m is None for m in metrics):
         ok, why = False, "a held-out run failed: " + ", ".join(r.outcome for r in held)
     elif regression:
-        ok = max(metrics) <= base * HELDOUT_MSE_FACTOR
+        ok = max(metrics) <= base * trust.heldout_mse_factor
         why = f"search MSE {base:.4g}; held-out MSE " + ", ".join(f"{m:.4g}" for m in metrics)
     else:
-        ok = min(metrics) >= base - HELDOUT_ACCURACY_SLACK
+        ok = min(metrics) >= base - trust.heldout_accuracy_slack
         why = f"search accuracy {base:.4f}; held-out " + ", ".join(f"{m:.4f}" for m in metrics)
     valid = [m for m in metrics if m is not None]
     out["heldout"] = {"verdict": "pass" if ok else "fail", "evidence": why,
@@ -98,7 +103,7 @@ def verdicts(track: str, search: EvalResult, results: dict[str, EvalResult]) -> 
                                                                   f"{permuted.outcome if permuted else 'missing'}"}
     else:
         pm = permuted.final_metric()
-        ok = pm <= base * HELDOUT_MSE_FACTOR if regression else pm >= base - HELDOUT_ACCURACY_SLACK
+        ok = pm <= base * trust.heldout_mse_factor if regression else pm >= base - trust.heldout_accuracy_slack
         what = "another teacher" if regression else "token ids and labels permuted"
         out["task_permutation"] = {"verdict": "pass" if ok else "fail",
                                    "evidence": f"benchmark task: {base:.4g}; {what}: {pm:.4g}"}
@@ -111,8 +116,9 @@ def passed(report: dict) -> bool:
     return all(v.get("verdict") == "pass" for k, v in report.items() if k != "horizon")
 
 
-def assess_and_record(db, pool, cand, k: int = 3) -> dict:
-    """Assesses a scored candidate once and keeps everything in the run database.
+def assess_and_record(db, pool, cand, k: int | None = None) -> dict:
+    """Assesses a scored candidate once, with the run's trust settings (`k` held-out sets: the run's
+    `heldout` unless given), and keeps everything in the run database.
 
     Held-out and horizon runs become ordinary evaluations (seed set `heldout-K`, other step
     counts), so `synth show` can report them; the verdicts go to the run state
@@ -134,14 +140,15 @@ def assess_and_record(db, pool, cand, k: int = 3) -> dict:
     if secret is None:  # one per run, kept secret from candidates (they never see a job or the database)
         secret = new_secret()
         db.set_state("permutation_secret", secret)
-    report, results = assess(pool, cand.source, config["track"], search, steps=config.get("steps"), k=k,
-                             secret=secret)
-    recorded = {(e.seed_set, e.steps) for e in db.evaluations(candidate_id=cand.id)}
+    trust = stored_trust(config)
+    report, results = assess(pool, cand.source, config["track"], search, steps=config.get("steps"),
+                             k=k or trust.heldout, secret=secret, trust=trust)
+    recorded = {(e.seed_set, e.budget) for e in db.evaluations(candidate_id=cand.id)}
     for name, result in results.items():
         if name in ("noise", "permuted") or (result.seed_set, result.max_steps) in recorded:
             continue
         db.add_evaluation(Evaluation(candidate_id=cand.id, track=result.track, seed_set=result.seed_set,
-                                     steps=result.max_steps, outcome=result.outcome, fitness=fitness(result),
+                                     budget=result.max_steps, outcome=result.outcome, fitness=fitness(result),
                                      result=result.model_dump(mode="json"), created_at=time.time()),
                           candidate_status=cand.status, candidate_fitness=cand.fitness)
     horizon = report.pop("horizon")

@@ -5,17 +5,19 @@ record of what it did (which tree, which node, old and new constants), stored wi
 Operators are deterministic given `rng`: DEAP's functions draw from the module-level `random`, so
 they run inside `using_rng(rng)`, which lends them `rng`'s state and takes it back afterwards.
 
-Bloat control: `gp.staticLimit` caps each tree's height and node count; an over-limit child is
-replaced by the parent's tree for that role, and the operator retries a few times before giving up
-and returning the parent unchanged.
+Bloat control: `gp.staticLimit` caps each tree's height and node count (`BloatLimits`, from the run's
+search config); an over-limit child is replaced by the parent's tree for that role, and the operator
+retries a few times before giving up and returning the parent unchanged.
 """
 
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
 import operator as op
 import random
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from deap import base, gp
@@ -23,12 +25,20 @@ from deap import base, gp
 from primitives.program import ROLES, Program
 from primitives.pset import Beta, Eps, build_pset, is_constant, make_constant, using_rng
 
-MAX_HEIGHT = 8
-MAX_NODES = 48
 RETRIES = 8
 NODE_RETRIES = 100  # mutate_node must change the program; a change is nearly always found in a few tries
 
-Operator = Callable[[random.Random, list[Program]], tuple[Program, dict]]
+
+@dataclass(frozen=True)
+class BloatLimits:
+    """The most any one tree of a child may have (SearchConfig's max_height and max_nodes, which default
+    to these)."""
+    max_height: int = 8
+    max_nodes: int = 48
+
+
+DEFAULT_LIMITS = BloatLimits()
+Operator = Callable[[random.Random, list[Program], BloatLimits], tuple[Program, dict]]
 
 
 def cx_one_point(ind1: gp.PrimitiveTree, ind2: gp.PrimitiveTree):
@@ -54,7 +64,8 @@ def cx_one_point(ind1: gp.PrimitiveTree, ind2: gp.PrimitiveTree):
     return ind1, ind2
 
 
-def _tree_toolbox() -> base.Toolbox:
+@lru_cache(maxsize=8)
+def tree_toolbox(limits: BloatLimits = DEFAULT_LIMITS) -> base.Toolbox:
     """DEAP's tree operators under the bloat limits, registered by their DEAP-style names."""
     pset = build_pset()
     toolbox = base.Toolbox()
@@ -65,12 +76,9 @@ def _tree_toolbox() -> base.Toolbox:
     toolbox.register("mut_insert", gp.mutInsert, pset=pset)
     toolbox.register("mut_shrink", gp.mutShrink)
     for name in ("cx_one_point", "mut_uniform", "mut_node_replacement", "mut_insert", "mut_shrink"):
-        toolbox.decorate(name, gp.staticLimit(key=op.attrgetter("height"), max_value=MAX_HEIGHT))
-        toolbox.decorate(name, gp.staticLimit(key=len, max_value=MAX_NODES))
+        toolbox.decorate(name, gp.staticLimit(key=op.attrgetter("height"), max_value=limits.max_height))
+        toolbox.decorate(name, gp.staticLimit(key=len, max_value=limits.max_nodes))
     return toolbox
-
-
-TREES = _tree_toolbox()
 
 
 def _first_difference(before: gp.PrimitiveTree, after: gp.PrimitiveTree) -> int:
@@ -101,24 +109,29 @@ def _edit_one_tree(rng: random.Random, parents: list[Program], edit: Callable[[l
 # ---------------------------------------------------------------------- the operators
 
 
-def crossover(rng: random.Random, parents: list[Program]) -> tuple[Program, dict]:
+def crossover(rng: random.Random, parents: list[Program],
+              limits: BloatLimits = DEFAULT_LIMITS) -> tuple[Program, dict]:
     """One-point subtree crossover between the same tree role of two parents; the first parent's child."""
     if len(parents) < 2:
         raise ValueError("crossover needs two parents")
-    return _edit_one_tree(rng, parents[:2], lambda trees: TREES.cx_one_point(trees[0], trees[1])[0], min_len=2)
+    toolbox = tree_toolbox(limits)
+    return _edit_one_tree(rng, parents[:2], lambda trees: toolbox.cx_one_point(trees[0], trees[1])[0], min_len=2)
 
 
-def mutate_subtree(rng: random.Random, parents: list[Program]) -> tuple[Program, dict]:
+def mutate_subtree(rng: random.Random, parents: list[Program],
+                   limits: BloatLimits = DEFAULT_LIMITS) -> tuple[Program, dict]:
     """Replaces a random subtree with a fresh random one (depth <= 2)."""
-    return _edit_one_tree(rng, parents[:1], lambda trees: TREES.mut_uniform(trees[0])[0])
+    return _edit_one_tree(rng, parents[:1], lambda trees: tree_toolbox(limits).mut_uniform(trees[0])[0])
 
 
-def mutate_node(rng: random.Random, parents: list[Program]) -> tuple[Program, dict]:
+def mutate_node(rng: random.Random, parents: list[Program],
+                limits: BloatLimits = DEFAULT_LIMITS) -> tuple[Program, dict]:
     """Swaps one node for another of the same signature (add -> mul, g -> s1, 0.9 -> 0.99); always changes the program."""
     parent = parents[0]
     if all(len(tree) < 2 for tree in parent.trees):
         return _replace_root_terminal(rng, parent)
-    child, params = _edit_one_tree(rng, [parent], lambda trees: TREES.mut_node_replacement(trees[0])[0],
+    toolbox = tree_toolbox(limits)
+    child, params = _edit_one_tree(rng, [parent], lambda trees: toolbox.mut_node_replacement(trees[0])[0],
                                    min_len=2, retries=NODE_RETRIES)
     if params.get("unchanged"):
         raise RuntimeError(f"mutate_node found no change in {NODE_RETRIES} tries:\n{parent.to_text()}")
@@ -134,17 +147,20 @@ def _replace_root_terminal(rng: random.Random, parent: Program) -> tuple[Program
     return parent.with_tree(role, after), {"role": role, "index": 0, "tries": 1, "before": str(before), "after": str(after)}
 
 
-def mutate_insert(rng: random.Random, parents: list[Program]) -> tuple[Program, dict]:
+def mutate_insert(rng: random.Random, parents: list[Program],
+                  limits: BloatLimits = DEFAULT_LIMITS) -> tuple[Program, dict]:
     """Wraps a random subtree in a new primitive that takes it as one argument."""
-    return _edit_one_tree(rng, parents[:1], lambda trees: TREES.mut_insert(trees[0])[0])
+    return _edit_one_tree(rng, parents[:1], lambda trees: tree_toolbox(limits).mut_insert(trees[0])[0])
 
 
-def mutate_shrink(rng: random.Random, parents: list[Program]) -> tuple[Program, dict]:
+def mutate_shrink(rng: random.Random, parents: list[Program],
+                  limits: BloatLimits = DEFAULT_LIMITS) -> tuple[Program, dict]:
     """Replaces a random primitive by one of its own arguments (the inverse of mutate_insert)."""
-    return _edit_one_tree(rng, parents[:1], lambda trees: TREES.mut_shrink(trees[0])[0], min_len=3)
+    return _edit_one_tree(rng, parents[:1], lambda trees: tree_toolbox(limits).mut_shrink(trees[0])[0], min_len=3)
 
 
-def perturb_constants(rng: random.Random, parents: list[Program]) -> tuple[Program, dict]:
+def perturb_constants(rng: random.Random, parents: list[Program],
+                      limits: BloatLimits = DEFAULT_LIMITS) -> tuple[Program, dict]:
     """Multiplies constants by 2**N(0, 1), as the Lion search did; a beta's (1 - beta) is scaled instead.
 
     Each constant is perturbed with probability 1/2 (at least one is). A program without constants
@@ -166,7 +182,7 @@ def perturb_constants(rng: random.Random, parents: list[Program]) -> tuple[Progr
         child = Program(trees)
         if child != parent:
             return child, {"changes": changes, "tries": attempt}
-    child, params = mutate_node(rng, [parent])
+    child, params = mutate_node(rng, [parent], limits)
     return child, {**params, "fallback": "mutate_node"}
 
 

@@ -107,7 +107,7 @@ def recall_run(run: Path, config: dict, runs: list[tuple[int, int, str, list[flo
                       "eval_samples": 1, "batch_size": 1, "status": status, "steps": pass_step,
                       "final_eval_accuracy": curve[-1], "curve": [{"step": 10 * i, "metric": m, "loss": 1.0}
                                                                   for i, m in enumerate(curve)]}
-            db.add_evaluation(Evaluation(candidate_id=cand.id, track="single_ar", seed_set="benchmark", steps=steps,
+            db.add_evaluation(Evaluation(candidate_id=cand.id, track="single_ar", seed_set="benchmark", budget=steps,
                                          outcome="ok", fitness=0.0, result=result), "scored", 0.0)
     return run
 

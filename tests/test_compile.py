@@ -184,3 +184,19 @@ def test_compiled_kron_preconditioner_matches_the_plain_transcription_on_every_r
     for a, b in zip(plain, compiled):
         assert_same(a, b)
     assert all(torch.isfinite(p).all() for p in compiled)
+
+
+def test_every_generated_file_shares_the_one_submission_class_skeleton():
+    """The plain transcription, the compiled file and each baseline optimizer that writes its own step
+    all take `__init__` and the closure handling from primitives/submission.py, and pass the policy."""
+    from evaluator.policy import check_source
+    from primitives.submission import STEP
+    from synth.baseline_optimizers import render
+
+    program = seed_programs()["adam"]
+    lion = render("lion", {"lr": 1e-3, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0})
+    muon = render("muon", {"lr": 0.02, "momentum": 0.95, "adam_lr": 1e-3, "weight_decay": 0.0})
+    for source in (program.render_plain(), compile_program(program), lion, muon):
+        assert source.count(STEP) == 1 and source.count("class Submission(") == 1
+        assert "        return loss\n" in source.split(STEP)[1]
+        assert check_source(source) == []

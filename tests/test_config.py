@@ -92,6 +92,23 @@ def test_an_old_flat_config_still_resumes():
            "llm_budget_tokens": None, "llm_level": "mixed", "llm_price": None, "prompts_dir": None}
     cfg = load_config(None, {"steps": 400, "generations": 4}, stored=old)
     assert (cfg.track, cfg.steps, cfg.search.generations, cfg.cascade.proxy_steps) == ("single_ar", 400, 4, 100)
+    assert (cfg.search.max_height, cfg.search.max_nodes) == (8, 48)  # newer keys: their defaults
+    assert (cfg.trust.heldout_accuracy_slack, cfg.trust.heldout_mse_factor, cfg.trust.noise_seed) == (0.1, 10.0, 12345)
+
+
+def test_bloat_limits_and_trust_thresholds_are_configured_stored_and_part_of_the_run(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("max_height = 6\n[trust]\nheldout_accuracy_slack = 0.05\nnoise_seed = 7\n")
+    cfg = load_config(path, {})
+    assert (cfg.search.max_height, cfg.search.max_nodes) == (6, 48)
+    assert (cfg.trust.heldout_accuracy_slack, cfg.trust.noise_seed) == (0.05, 7)
+    stored = cfg.flat()
+    assert (stored["max_height"], stored["heldout_accuracy_slack"], stored["noise_seed"]) == (6, 0.05, 7)
+    assert load_config(path, {}, stored=stored) == cfg  # the same command resumes
+    with pytest.raises(ConfigError, match="created with max_height=6"):
+        load_config(None, {"max_height": 9}, stored=stored)  # another search space is another experiment
+    with pytest.raises(ConfigError, match="heldout_mse_factor"):
+        load_config(None, {"heldout_mse_factor": 0.5})
 
 
 def test_cli_all_zero_weights_exit_2_before_the_run(tmp_path):

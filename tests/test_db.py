@@ -26,7 +26,7 @@ def cand(generation=0, operator="seed", parents=(), **fields) -> Candidate:
 
 
 def evaluation(cid: int, fitness: float | None = 1.0, steps: int = 400, seed_set: str = "benchmark") -> Evaluation:
-    return Evaluation(candidate_id=cid, track="mqar", seed_set=seed_set, steps=steps,
+    return Evaluation(candidate_id=cid, track="mqar", seed_set=seed_set, budget=steps,
                       outcome="ok" if fitness is not None else "crash", fitness=fitness, result={"steps": steps})
 
 
@@ -47,7 +47,7 @@ def test_every_record_round_trips_through_the_file(tmp_path):
                       created_at=124.0)
     result = EvalResult(track="mqar", max_steps=400, eval_every=50, train_samples=10, eval_samples=5, batch_size=2,
                         final_eval_accuracy=0.75, curve=[EvalPoint(step=0, metric=0.1, loss=2.0)])
-    ev = Evaluation(candidate_id=1, track="mqar", seed_set="heldout-1", steps=400, outcome="ok", fitness=0.75,
+    ev = Evaluation(candidate_id=1, track="mqar", seed_set="heldout-1", budget=400, outcome="ok", fitness=0.75,
                     result=result.model_dump(mode="json"), created_at=125.0)
     call = LLMCall(provider="anthropic", model="claude-x", operator="llm_edit", parent_ids=[1], prompt="p\n" * 3,
                    reply="r", tokens_in=100, tokens_out=20, cost_usd=0.0125, latency_s=1.5, outcome="child",
@@ -122,7 +122,7 @@ def test_an_evaluation_key_is_recorded_once(db):
     assert (db.get_candidate(1).status, db.get_candidate(1).fitness) == ("scored", 0.5)  # the refusal changed nothing
     db.add_evaluation(evaluation(1, 0.6, steps=100), "scored", 0.5)  # another fidelity is another key
     db.add_evaluation(evaluation(1, 0.7, seed_set="heldout-1"), "scored", 0.5)
-    assert [e.steps for e in db.evaluations(candidate_id=1)] == [400, 100, 400]
+    assert [e.budget for e in db.evaluations(candidate_id=1)] == [400, 100, 400]
     assert [e.fitness for e in db.evaluations(seed_set="heldout-1")] == [0.7]
     assert db.evaluations(track="other") == []
     with pytest.raises(KeyError):
@@ -192,7 +192,7 @@ CHILD = textwrap.dedent('''
         return f"# gen {gen} child {i}\\n" + "x = 1\\n" * 2000 + "# end\\n"  # spans several pages
 
     def score(c):
-        db.add_evaluation(Evaluation(candidate_id=c.id, track="t", seed_set="benchmark", steps=10, outcome="ok",
+        db.add_evaluation(Evaluation(candidate_id=c.id, track="t", seed_set="benchmark", budget=10, outcome="ok",
                                      fitness=float(c.id), result={"id": c.id, "pad": "r" * 3000}),
                           "scored", float(c.id))
         print("eval", c.id, flush=True)

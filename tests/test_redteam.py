@@ -201,6 +201,23 @@ def test_a_noise_run_that_does_not_finish_fails_gradient_dependence():
     assert missing["task_permutation"]["verdict"] == "fail"
 
 
+def test_trust_thresholds_come_from_the_runs_config():
+    """The held-out slack of `[trust]` decides the verdict; a run stored before it existed gets the default."""
+    from evaluator.record import EvalResult
+    from synth.config import RunConfig
+    from synth.trust import stored_trust, verdicts
+
+    base = dict(track="single_ar", max_steps=50, eval_every=50, train_samples=65536, eval_samples=4096,
+                batch_size=256)
+    search = EvalResult(**base, final_eval_accuracy=0.9)
+    held = {"heldout-1": EvalResult(**base, final_eval_accuracy=0.85, seed_set="heldout-1")}
+    old_run = {"track": "single_ar", "finalists": 3, "heldout": 3}
+    assert verdicts("single_ar", search, held, stored_trust(old_run))["heldout"]["verdict"] == "pass"
+    strict = stored_trust(RunConfig(track="single_ar", heldout_accuracy_slack=0.01).flat())
+    assert strict.heldout_accuracy_slack == 0.01
+    assert verdicts("single_ar", search, held, strict)["heldout"]["verdict"] == "fail"
+
+
 def test_teacher_reconstruction_fails_the_dynamic_checks():
     """With the policy off, the seed-1729 cheat wins its own seeds, and the trust checks expose it."""
     from evaluator.pool import EvalJob, LocalPool

@@ -58,11 +58,11 @@ def synthetic_run(run: Path) -> Path:
     for cand, outcome, fit, acc, t in ((seed, "ok", 0.2, 0.2, 3.0), (kids[0], "ok", 0.5, 0.5, 4.0),
                                        (kids[1], "crash", None, float("nan"), 5.0)):
         result = {**base, "outcome": outcome, "final_eval_accuracy": acc}
-        db.add_evaluation(Evaluation(candidate_id=cand.id, track="single_ar", seed_set="benchmark", steps=50,
+        db.add_evaluation(Evaluation(candidate_id=cand.id, track="single_ar", seed_set="benchmark", budget=50,
                                      outcome=outcome, fitness=fit, result=result, created_at=t),
                           "scored" if fit is not None else "failed", fit)
     for k, acc in ((1, 0.45), (2, 0.55)):
-        db.add_evaluation(Evaluation(candidate_id=kids[0].id, track="single_ar", seed_set=f"heldout-{k}", steps=50,
+        db.add_evaluation(Evaluation(candidate_id=kids[0].id, track="single_ar", seed_set=f"heldout-{k}", budget=50,
                                      outcome="ok", fitness=acc, result={**base, "final_eval_accuracy": acc,
                                                                         "seed_set": f"heldout-{k}"}, created_at=6.0),
                           "scored", 0.5)

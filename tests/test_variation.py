@@ -9,7 +9,8 @@ from primitives.program import Program
 from primitives.pset import Beta, is_constant
 from primitives.seeds import seed_programs
 from synth.operators import REGISTRY, choose
-from synth.variation import MAX_HEIGHT, MAX_NODES, perturbed
+from synth.config import RunConfig
+from synth.variation import DEFAULT_LIMITS, BloatLimits, perturbed
 
 OPERATORS = {name: spec.fn for name, spec in REGISTRY.items() if spec.fn is not None}
 
@@ -25,8 +26,8 @@ def pool(seed=0, n=40):
     return SEEDS + [Program.random(rng, 1, 3) for _ in range(n)]
 
 
-def within_limits(program):
-    return all(tree.height <= MAX_HEIGHT and len(tree) <= MAX_NODES for tree in program.trees)
+def within_limits(program, limits=DEFAULT_LIMITS):
+    return all(tree.height <= limits.max_height and len(tree) <= limits.max_nodes for tree in program.trees)
 
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))
@@ -73,6 +74,24 @@ def test_long_chains_of_variation_stay_within_limits_and_parse():
         assert Program.from_text(child.to_text()).to_text() == child.to_text()
         population.append(child)
         population = population[-30:]
+
+
+def test_the_search_configs_bloat_limits_bind_every_tree_operator():
+    """`max_height = 4` in a run's config reaches the operators: chains that the defaults let grow past
+    it stay within it."""
+    limits = RunConfig(max_height=4, max_nodes=12).search.bloat_limits
+    assert limits == BloatLimits(4, 12)
+    rng = random.Random(8)
+    small = [p for p in SEEDS if within_limits(p, limits)]
+    population, grown = list(small), 0
+    for _ in range(300):
+        name = rng.choice(sorted(OPERATORS))
+        child, _ = OPERATORS[name](rng, parents_for(rng, population), limits)
+        assert within_limits(child, limits), (name, child.to_text())
+        default_child, _ = OPERATORS[name](random.Random(rng.random()), parents_for(rng, population))
+        grown += not within_limits(default_child, limits)
+        population = (population + [child])[-30:]
+    assert grown > 0  # the default limits would have let these parents grow past the tight ones
 
 
 def test_perturb_constants_keeps_betas_in_unit_interval():

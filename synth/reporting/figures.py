@@ -1,143 +1,44 @@
-"""The report's figures as inline SVG, drawn here in Python: progress, generations, operators, lineage.
+"""The run's figures, each drawn once here with matplotlib (Agg): `synth report` inlines them as SVG
+(svg.py), `synth plot` writes them as PNG, SVG or PDF files (png.py).
 
-Plain strings in, plain SVG out (no browser, no plotting library), so the page works offline.
+Each `draw_*` fills one Axes from the plain data of queries.py and returns its marks: artist gid ->
+what the HTML page adds to that element (a class, data attributes, tooltips); a file ignores them.
 """
 
 from __future__ import annotations
 
-import html
-import math
 import random
-import statistics
+from collections.abc import Callable
 
-VIRIDIS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch, PathPatch
+from matplotlib.path import Path as CurvePath
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-
-# ============================================================================ SVG helpers
-def esc(x) -> str:
-    return html.escape(str(x), quote=True)
+BLUE, ORANGE, GREEN, GREY, RED, MUTED, EDGE = "#3b528b", "#e8590c", "#2f9e44", "#c5cfe0", "#d33", "#888", "#8a94a6"
+Marks = dict[str, dict]  # gid -> {"class": str, "data": {name: value}, "title": str, "titles": [str, ...]}
 
 
 def fmt(v: float | None, digits: int = 4) -> str:
     return "-" if v is None else f"{v:.{digits}g}"
 
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if hi <= lo:
-        hi = lo + 1.0
-    raw = (hi - lo) / n
-    step = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
-        if raw <= m * step:
-            step *= m
-            break
-    digits = max(0, -math.floor(math.log10(step)) + 1)
-    first = math.ceil(lo / step - 1e-9)
-    return [round(k * step, digits) for k in range(first, int(math.floor(hi / step + 1e-9)) + 1)]
+def new_figure(width_in: float, height_in: float, dpi: int = 100) -> tuple[Figure, Axes]:
+    """A figure on the Agg canvas (no display, no global pyplot state) with one Axes."""
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
 
 
-def _domain(values: list[float], pad: float = 0.06) -> tuple[float, float]:
-    if not values:
-        return 0.0, 1.0
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-12:
-        return lo - 0.5, hi + 0.5
-    return lo - pad * (hi - lo), hi + pad * (hi - lo)
+def _nothing(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color=MUTED, fontsize=12)
 
 
-def _color(t: float) -> str:
-    """Viridis at t in [0, 1]."""
-    t = min(max(t, 0.0), 1.0) * (len(VIRIDIS) - 1)
-    i = min(int(t), len(VIRIDIS) - 2)
-    a, b, f = VIRIDIS[i], VIRIDIS[i + 1], t - i
-    return "#" + "".join(f"{round(int(a[k:k + 2], 16) * (1 - f) + int(b[k:k + 2], 16) * f):02x}" for k in (1, 3, 5))
-
-
-class _Frame:
-    """A plot area inside an SVG of width x height with linear scales and drawn axes."""
-
-    def __init__(self, w, h, xdom, ydom, ml=58, mr=14, mt=12, mb=42):
-        self.w, self.h, self.ml, self.mr, self.mt, self.mb = w, h, ml, mr, mt, mb
-        self.xdom, self.ydom = xdom, ydom
-
-    def x(self, v):
-        lo, hi = self.xdom
-        return self.ml + (v - lo) / (hi - lo) * (self.w - self.ml - self.mr)
-
-    def y(self, v):
-        lo, hi = self.ydom
-        return self.h - self.mb - (v - lo) / (hi - lo) * (self.h - self.mt - self.mb)
-
-    def axes(self, xlabel, ylabel, xticks=None, xfmt=lambda v: f"{v:g}") -> list[str]:
-        out = []
-        x0, x1, y0, y1 = self.ml, self.w - self.mr, self.h - self.mb, self.mt
-        for v in _ticks(*self.ydom):
-            y = self.y(v)
-            out.append(f'<line class="grid" x1="{x0}" x2="{x1}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                       f'<text class="tick" x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
-        for v in (xticks if xticks is not None else _ticks(*self.xdom)):
-            x = self.x(v)
-            out.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{y0}" y2="{y0 + 4}"/>'
-                       f'<text class="tick" x="{x:.1f}" y="{y0 + 16}" text-anchor="middle">{esc(xfmt(v))}</text>')
-        out.append(f'<line class="axis" x1="{x0}" x2="{x1}" y1="{y0}" y2="{y0}"/>'
-                   f'<line class="axis" x1="{x0}" x2="{x0}" y1="{y0}" y2="{y1}"/>'
-                   f'<text class="label" x="{(x0 + x1) / 2:.1f}" y="{self.h - 6}" text-anchor="middle">{esc(xlabel)}</text>'
-                   f'<text class="label" transform="translate(14 {(y0 + y1) / 2:.1f}) rotate(-90)" '
-                   f'text-anchor="middle">{esc(ylabel)}</text>')
-        return out
-
-
-def _svg(w, h, body: list[str], label: str) -> str:
-    return (f'<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{esc(label)}">'
-            + "".join(body) + "</svg>")
-
-
-def _empty(w, h, text) -> str:
-    return _svg(w, h, [f'<text class="note" x="{w / 2}" y="{h / 2}" text-anchor="middle">{esc(text)}</text>'], text)
-
-
-# ============================================================================ charts
-def progress_panel(series: dict, key: str, xlabel: str, xfmt) -> str:
-    w, h = 520, 300
-    pts = series["points"]
-    scored = [p for p in pts if p["fitness"] is not None]
-    if not scored:
-        return _empty(w, h, "no scored evaluation yet")
-    last = pts[-1][key]
-    target = series.get("target")
-    f = _Frame(w, h, (0, max(last, 1e-9) * 1.02),
-               _domain([p["fitness"] for p in scored] + ([target] if target is not None else [])))
-    body = f.axes(xlabel, "fitness (higher is better)", xfmt=xfmt)
-    if target is not None:
-        y = f.y(target)
-        body.append(f'<line class="target" x1="{f.ml}" x2="{f.w - f.mr}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                    f'<text class="note target-label" x="{f.w - f.mr - 4}" y="{y - 5:.1f}" text-anchor="end">'
-                    f'target: {esc(series.get("target_label", "pass"))}</text>')
-    for p in pts:
-        tip = f'#{p["id"]}  {p["outcome"]}  fitness {fmt(p["fitness"])}  ({p["steps"]} steps)'
-        if p["fitness"] is None:  # failures: a red tick on the floor
-            x = f.x(p[key])
-            body.append(f'<line class="failtick" x1="{x:.1f}" x2="{x:.1f}" y1="{f.h - f.mb - 7}" y2="{f.h - f.mb}">'
-                        f'<title>{esc(tip)}</title></line>')
-        else:
-            cls = "pt proxy" if p["proxy"] else "pt"
-            body.append(f'<circle class="{cls}" cx="{f.x(p[key]):.1f}" cy="{f.y(p["fitness"]):.1f}" r="3">'
-                        f'<title>{esc(tip)}</title></circle>')
-    path, prev = [], None
-    for p in series["best"]:
-        x, y = f.x(p[key]), f.y(p["fitness"])
-        path.append(f"M{x:.1f},{y:.1f}" if prev is None else f"H{x:.1f}V{y:.1f}")
-        prev = y
-    if path:
-        path.append(f"H{f.x(last):.1f}")
-        body.append(f'<path class="best" d="{"".join(path)}"/>')
-        for p in series["best"]:
-            body.append(f'<circle class="bestpt" cx="{f.x(p[key]):.1f}" cy="{f.y(p["fitness"]):.1f}" r="4">'
-                        f'<title>new best: #{p["id"]} fitness {fmt(p["fitness"])}</title></circle>')
-    return _svg(w, h, body, f"best fitness so far against {xlabel}")
-
-
-def wall_axis(series: dict):
+def wall_axis(series: dict) -> tuple[str, Callable[[float], str]]:
+    """The wall-time axis's label and tick format, in the unit that suits the run's length."""
     span = series["points"][-1]["t"] if series["points"] else 0
     if span > 7200:
         return "wall time (h)", lambda v: f"{v / 3600:g}"
@@ -146,124 +47,217 @@ def wall_axis(series: dict):
     return "wall time (s)", lambda v: f"{v:g}"
 
 
-def generation_chart(gens: list[dict]) -> str:
-    w = max(520, 70 * len(gens) + 80)
-    h = 300
-    values = [s for g in gens for _, s in g["scores"]]
-    if not values:
-        return _empty(w, h, "no scored candidate yet")
-    f = _Frame(w, h, (-0.5, len(gens) - 0.5), _domain(values), mb=52)
-    body = f.axes("generation", "fitness", xticks=list(range(len(gens))), xfmt=lambda i: gens[int(i)]["generation"])
-    half = min(22, 0.3 * (f.x(1) - f.x(0)))
+# ============================================================================ progress
+def draw_progress(ax: Axes, series: dict, key: str = "n", xlabel: str = "evaluations",
+                  xfmt: Callable[[float], str] | None = None, title: str | None = None) -> Marks:
+    """Every evaluation (hollow: proxy run, red tick: failed), the best so far as a step line, the pass
+    target as a dashed line; `key` is "n" (evaluations) or "t" (seconds)."""
+    pts, marks = series["points"], {}
+    full = [p for p in pts if p["fitness"] is not None and not p["proxy"]]
+    proxy = [p for p in pts if p["fitness"] is not None and p["proxy"]]
+    failed = [p for p in pts if p["fitness"] is None]
+
+    def tips(group):
+        return [f'#{p["id"]}  {p["outcome"]}  fitness {fmt(p["fitness"])}  ({p["steps"]} steps)' for p in group]
+
+    if full:
+        ax.scatter([p[key] for p in full], [p["fitness"] for p in full], s=14, color=BLUE, alpha=0.6,
+                   label="evaluation", gid="evaluations")
+        marks["evaluations"] = {"titles": tips(full)}
+    if proxy:
+        ax.scatter([p[key] for p in proxy], [p["fitness"] for p in proxy], s=14, facecolors="none",
+                   edgecolors="#999", label="proxy run", gid="proxy-runs")
+        marks["proxy-runs"] = {"titles": tips(proxy)}
+    best = series["best"]
+    if best:
+        xs = [p[key] for p in best] + [pts[-1][key]]
+        ys = [p["fitness"] for p in best] + [best[-1]["fitness"]]
+        ax.step(xs, ys, where="post", color=ORANGE, lw=2, label="best so far")
+        ax.scatter(xs[:-1], ys[:-1], s=22, color=ORANGE, zorder=3, gid="best")
+        marks["best"] = {"titles": [f'new best: #{p["id"]} fitness {fmt(p["fitness"])}' for p in best]}
+    if failed:
+        ax.plot([p[key] for p in failed], [0] * len(failed), "|", color=RED, ms=10, mew=2,
+                transform=ax.get_xaxis_transform(), label="failed", gid="failed")
+        marks["failed"] = {"titles": tips(failed)}
+    target = series.get("target")
+    if target is not None and full + proxy:
+        ax.axhline(target, color=GREEN, lw=1.4, ls=(0, (6, 4)), gid="target")
+        ax.text(0.99, target, f'target: {series.get("target_label", "pass")} ', color=GREEN, fontsize=8,
+                ha="right", va="bottom", transform=ax.get_yaxis_transform())
+        marks["target"] = {"class": "target"}
+    if not full + proxy:
+        _nothing(ax, "no scored evaluation yet")
+    ax.set_xlabel(xlabel)
+    if xfmt is None:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: xfmt(v)))
+    ax.set_xlim(left=0)
+    ax.set_ylabel("fitness (higher is better)")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    if pts:
+        ax.legend(loc="lower right", fontsize=8)
+    return marks
+
+
+# ============================================================================ generations
+def generation_width(gens: list[dict]) -> float:
+    """Inches for the generation chart: 0.97 in (70 px in the report) per generation, so that 50
+    generations keep legible boxes."""
+    return max(7.2, 0.97 * len(gens) + 1.1)
+
+
+def draw_generations(ax: Axes, gens: list[dict]) -> Marks:
+    """Per generation a box (quartiles, median, whiskers to min and max) over its scored candidates, the
+    candidates as jittered dots, and below: n scored, ⊘ stopped by the cascade, ✗ failed or invalid,
+    ≡ duplicates."""
+    marks: Marks = {}
+    ticks: list[str] = []
+    if not any(g["scores"] for g in gens):
+        _nothing(ax, "no scored candidate yet")
     for i, g in enumerate(gens):
-        cx = f.x(i)
-        scores = sorted(s for _, s in g["scores"])
+        scores = [s for _, s in g["scores"]]
         if len(scores) >= 2:
-            q1, med, q3 = statistics.quantiles(scores, n=4, method="inclusive")
-            body.append(f'<line class="whisker" x1="{cx:.1f}" x2="{cx:.1f}" y1="{f.y(scores[0]):.1f}" y2="{f.y(scores[-1]):.1f}"/>'
-                        f'<rect class="box" x="{cx - half:.1f}" y="{f.y(q3):.1f}" width="{2 * half:.1f}" '
-                        f'height="{max(f.y(q1) - f.y(q3), 1):.1f}"><title>gen {g["generation"]}: median {fmt(med)}, '
-                        f'IQR {fmt(q1)}-{fmt(q3)}, n={len(scores)}</title></rect>'
-                        f'<line class="median" x1="{cx - half:.1f}" x2="{cx + half:.1f}" y1="{f.y(med):.1f}" y2="{f.y(med):.1f}"/>')
-        for cid, s in g["scores"]:
-            jitter = (random.Random(cid).random() - 0.5) * half * 1.4
-            body.append(f'<circle class="pt" cx="{cx + jitter:.1f}" cy="{f.y(s):.1f}" r="3">'
-                        f'<title>#{cid} fitness {fmt(s)}</title></circle>')
+            box = ax.boxplot([scores], positions=[i], widths=0.5, whis=(0, 100), showfliers=False,
+                             patch_artist=True, boxprops=dict(facecolor="#dbe4f3", edgecolor=BLUE),
+                             medianprops=dict(color=ORANGE, lw=2), whiskerprops=dict(color=BLUE),
+                             capprops=dict(color=BLUE))
+            box["boxes"][0].set_gid(f"box-{i}")
+            q = sorted(scores)
+            marks[f"box-{i}"] = {"title": f'gen {g["generation"]}: median {fmt(box["medians"][0].get_ydata()[0])}, '
+                                          f'range {fmt(q[0])}-{fmt(q[-1])}, n={len(scores)}'}
+        if scores:
+            jitter = [(random.Random(cid).random() - 0.5) * 0.4 for cid, _ in g["scores"]]
+            ax.scatter([i + j for j in jitter], scores, s=12, color=BLUE, alpha=0.55, zorder=3, gid=f"gen-{i}")
+            marks[f"gen-{i}"] = {"titles": [f"#{cid} fitness {fmt(s)}" for cid, s in g["scores"]]}
         lost = g["failed"] + g["invalid"]
         note = (f"n={len(scores)}" + (f" ⊘{g['screened']}" if g["screened"] else "") + (f" ✗{lost}" if lost else "")
                 + (f" ≡{g['duplicate']}" if g["duplicate"] else ""))
-        body.append(f'<text class="tick small" x="{cx:.1f}" y="{f.h - f.mb + 28}" text-anchor="middle">{esc(note)}</text>')
-    return _svg(w, h, body, "fitness distribution per generation")
+        ticks.append(f'{g["generation"]}\n{note}')
+    ax.set_xticks(range(len(gens)), ticks, fontsize=8)
+    ax.set_xlim(-0.5, max(len(gens), 1) - 0.5)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness")
+    ax.grid(axis="y", alpha=0.3)
+    return marks
 
 
-def operator_chart(rows: list[dict]) -> str:
-    w, bar_h = 520, 22
-    h = 40 + bar_h * 1.5 * len(rows)
-    if not rows:
-        return _empty(w, 80, "no children made yet")
-    ml, mr = 130, 150
-    most = max(r["children"] for r in rows) or 1
-    scale = (w - ml - mr) / most
-    body = []
-    for i, r in enumerate(rows):
-        y = 14 + i * bar_h * 1.5
-        body.append(f'<text class="tick" x="{ml - 8}" y="{y + bar_h * 0.7:.1f}" text-anchor="end">{esc(r["operator"])}</text>'
-                    f'<rect class="bar" x="{ml}" y="{y:.1f}" width="{r["children"] * scale:.1f}" height="{bar_h}">'
-                    f'<title>{r["children"]} children: {r["scored"]} scored, {r["failed"]} failed, '
-                    f'{r["duplicates"]} duplicates</title></rect>'
-                    f'<rect class="bar improved" x="{ml}" y="{y:.1f}" width="{r["improved"] * scale:.1f}" height="{bar_h}">'
-                    f'<title>{r["improved"]} improved on their best parent</title></rect>'
-                    f'<text class="tick" x="{ml + r["children"] * scale + 6:.1f}" y="{y + bar_h * 0.7:.1f}">'
-                    f'{r["improved"]}/{r["children"]} improved ({r["share"]:.0%})</text>')
-    body.append(f'<rect class="bar improved" x="{ml}" y="{h - 16}" width="10" height="10"/>'
-                f'<text class="tick small" x="{ml + 14}" y="{h - 7}">improved on parent</text>'
-                f'<rect class="bar" x="{ml + 130}" y="{h - 16}" width="10" height="10"/>'
-                f'<text class="tick small" x="{ml + 144}" y="{h - 7}">children made</text>')
-    return _svg(w, h, body, "children and improvements per operator")
+# ============================================================================ operators
+def draw_operators(ax: Axes, rows: list[dict], title: str | None = None) -> Marks:
+    """Per operator, children made (grey) and those that improved on their best parent (green)."""
+    marks: Marks = {}
+    ys = list(range(len(rows)))
+    made = ax.barh(ys, [r["children"] for r in rows], color=GREY, label="children made")
+    better = ax.barh(ys, [r["improved"] for r in rows], color=GREEN, label="improved on parent")
+    for y, r, a, b in zip(ys, rows, made, better):
+        a.set_gid(f"made-{y}")
+        b.set_gid(f"improved-{y}")
+        marks[f"made-{y}"] = {"title": f'{r["children"]} children: {r["scored"]} scored, {r["failed"]} failed, '
+                                       f'{r["duplicates"]} duplicates'}
+        marks[f"improved-{y}"] = {"title": f'{r["improved"]} improved on their best parent'}
+        ax.text(r["children"], y, f"  {r['improved']}/{r['children']} ({r['share']:.0%})", va="center", fontsize=8)
+    ax.set_yticks(ys, [r["operator"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("children")
+    if title:
+        ax.set_title(title)
+    if rows:
+        ax.set_xlim(0, max(r["children"] for r in rows) * 1.35 or 1)
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        _nothing(ax, "no children made yet")
+    return marks
 
 
-def operator_table(rows: list[dict]) -> str:
-    llm = any(r["llm_calls"] for r in rows)
-    head = ["operator", "children", "scored", "failed", "dupes", "improved", "share", "mean Δ fitness"]
-    head += ["LLM calls", "LLM $", "$ / improvement"] if llm else []
-    out = ["<table class='data'><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in head) + "</tr></thead><tbody>"]
-    for r in rows:
-        cells = [r["operator"], r["children"], r["scored"], r["failed"], r["duplicates"], r["improved"],
-                 f'{r["share"]:.0%}', "-" if r["mean_delta"] is None else f'{r["mean_delta"]:+.4f}']
-        if llm:
-            cells += [r["llm_calls"] or "-", "-" if r["llm_cost"] is None else f'{r["llm_cost"]:.4f}',
-                      "-" if r["cost_per_improvement"] is None else f'{r["cost_per_improvement"]:.4f}']
-        out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    return "".join(out) + "</tbody></table>"
+# ============================================================================ lineage
+HALF_W, HALF_H = 0.26, 0.3  # a node's box around its (column, -row) centre
 
 
-def _bezier_y(x1, y1, mx, x2, y2, x) -> float:
-    """y of the edge curve M x1,y1 C mx,y1 mx,y2 x2,y2 where it passes x (x is monotonic in t)."""
-    lo, hi = 0.0, 1.0
-    for _ in range(30):
-        t = (lo + hi) / 2
-        xt = (1 - t) ** 3 * x1 + 3 * (1 - t) * t * mx + t ** 3 * x2
-        lo, hi = (t, hi) if xt < x else (lo, t)
-    t = (lo + hi) / 2
-    return (1 - t) ** 3 * y1 + 3 * (1 - t) ** 2 * t * y1 + 3 * (1 - t) * t ** 2 * y2 + t ** 3 * y2
+def lineage_size(graph: dict) -> tuple[float, float]:
+    """Inches for the lineage graph at a legible scale: 2.64 in (190 px in the report) per generation,
+    0.67 in per row."""
+    return max(2.64 * graph["columns"] + 0.55, 4.2), max(0.67 * graph["rows"] + 0.8, 1.7)
 
 
-def lineage_svg(graph: dict) -> str:
-    cw, rh, nw, nh = 190, 48, 96, 28
-    w, h = max(cw * graph["columns"] + 40, 300), max(rh * graph["rows"] + 56, 120)
+def _edge_path(points: list[tuple[float, float]]) -> CurvePath:
+    """A smooth curve through the points: a horizontal-tangent cubic Bezier from each to the next."""
+    verts, codes = [points[0]], [CurvePath.MOVETO]
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        mx = (xa + xb) / 2
+        verts += [(mx, ya), (mx, yb), (xb, yb)]
+        codes += [CurvePath.CURVE4] * 3
+    return CurvePath(verts, codes)
+
+
+def draw_lineage(ax: Axes, graph: dict, title: str | None = None) -> Marks:
+    """The elite's ancestry by generation: a node per candidate coloured by fitness (★ elite), an edge per
+    parent (dashed: second parent) labelled with the operator, through waypoints when it skips columns."""
+    marks: Marks = {}
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
     if not graph["nodes"]:
-        return _empty(w, h, "no scored candidate yet")
-    pos = {n["id"]: (30 + nw / 2 + n["col"] * cw, 40 + n["row"] * rh + nh / 2) for n in graph["nodes"]}
+        _nothing(ax, "no scored candidate yet")
+        return marks
+    pos = {n["id"]: (n["col"], -n["row"]) for n in graph["nodes"]}
     fits = [n["fitness"] for n in graph["nodes"] if n["fitness"] is not None]
-    lo, hi = (min(fits), max(fits)) if fits else (0, 1)
-    body = [f'<text class="tick" x="{x:.0f}" y="16" text-anchor="middle">gen {g}</text>'
-            for g, x in zip(graph["generations"], (30 + nw / 2 + i * cw for i in range(graph["columns"])))]
-    for e in graph["edges"]:  # smooth curve from the parent's right side through waypoints to the child's left
-        pts = [(pos[e["src"]][0] + nw / 2, pos[e["src"]][1])]
-        for k, r in e["via"]:
-            pts += [(30 + k * cw, 40 + r * rh + nh / 2), (30 + nw + k * cw, 40 + r * rh + nh / 2)]
-        pts.append((pos[e["dst"]][0] - nw / 2, pos[e["dst"]][1]))
-        d = f"M{pts[0][0]:.1f},{pts[0][1]:.1f}"
-        for (xa, ya), (xb, yb) in zip(pts, pts[1:]):
-            mx = (xa + xb) / 2
-            d += f" C{mx:.1f},{ya:.1f} {mx:.1f},{yb:.1f} {xb:.1f},{yb:.1f}"
-        cls = "edge" if e["primary"] else "edge second"
-        body.append(f'<path class="{cls}" data-src="{e["src"]}" data-dst="{e["dst"]}" d="{d}"/>')
+    lo, hi = (min(fits), max(fits)) if fits else (0.0, 1.0)
+    cmap = matplotlib.colormaps["viridis"]
+    per_column = ax.figure.get_figwidth() * ax.get_position().width / graph["columns"]  # inches
+    crowd = 0.8 > per_column  # long lineages: short labels, stacked
+    tiny = min(10.0, max(3.5, 7 * per_column / 0.8))  # type in points scales with the room per column
+    small = tiny + 1
+    for k, e in enumerate(graph["edges"]):
+        pts = [(pos[e["src"]][0] + HALF_W, pos[e["src"]][1])]
+        pts += [(c + dx, -r) for c, r in e["via"] for dx in (-HALF_W, HALF_W)]
+        pts.append((pos[e["dst"]][0] - HALF_W, pos[e["dst"]][1]))
+        ax.add_patch(PathPatch(_edge_path(pts), fc="none", ec=EDGE, lw=1.3, ls="-" if e["primary"] else (0, (4, 3)),
+                               gid=f"edge-{k}"))
+        marks[f"edge-{k}"] = {"class": "edge" if e["primary"] else "edge second",
+                              "data": {"src": e["src"], "dst": e["dst"]}}
         if e["primary"]:  # the label sits in the gap just before the child
-            (xa, ya), (xb, yb) = pts[-2], pts[-1]
-            lx = (xa + xb) / 2
-            ly = _bezier_y(xa, ya, lx, xb, yb, lx)
-            body.append(f'<text class="edgelabel" x="{lx:.1f}" y="{ly - 3:.1f}" text-anchor="middle">'
-                        f'{esc(e["operator"])}</text>')
+            (x1, y1), (x2, y2) = pts[-2], pts[-1]
+            label = e["operator"] if not crowd else e["operator"].replace("mutate_", "m.").replace("perturb_", "p.")
+            ax.text((x1 + x2) / 2, (y1 + y2) / 2 + 0.05, label, ha="center", va="bottom", fontsize=max(3.5, tiny - 2),
+                    color="#555", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
     for n in graph["nodes"]:
         x, y = pos[n["id"]]
         t = 0.5 if n["fitness"] is None or hi - lo < 1e-12 else (n["fitness"] - lo) / (hi - lo)
-        fill = "#ccc" if n["fitness"] is None else _color(t)
-        ink = "#000" if t > 0.55 or n["fitness"] is None else "#fff"
-        cls = "lineage-node" + (" elite" if n["elite"] else "")
-        body.append(f'<g class="{cls}" data-id="{n["id"]}" tabindex="0" transform="translate({x - nw / 2:.1f} {y - nh / 2:.1f})">'
-                    f'<rect width="{nw}" height="{nh}" rx="6" fill="{fill}"/>'
-                    f'<text x="{nw / 2}" y="{nh / 2 + 4}" text-anchor="middle" fill="{ink}">'
-                    f'{"★" if n["elite"] else ""}#{n["id"]} {fmt(n["fitness"], 3)}</text>'
-                    f'<title>#{n["id"]} {esc(n["operator"])}: {esc(n["verdict"])}</title></g>')
-    return _svg(w, h, body, "lineage of the elite")
+        gid = f"node-{n['id']}"
+        ax.add_patch(FancyBboxPatch((x - HALF_W, y - HALF_H / 2), 2 * HALF_W, HALF_H,
+                                    boxstyle="round,pad=0.02,rounding_size=0.06",
+                                    fc="#ccc" if n["fitness"] is None else cmap(t),
+                                    ec=ORANGE if n["elite"] else "#333", lw=2.2 if n["elite"] else 0.8,
+                                    zorder=3, gid=gid))
+        marks[gid] = {"class": "lineage-node elite" if n["elite"] else "lineage-node", "data": {"id": n["id"]},
+                      "title": f'#{n["id"]} {n["operator"]}: {n["verdict"]}'}
+        sep = "\n" if crowd else " "
+        ax.text(x, y, f"{'★' if n['elite'] else ''}#{n['id']}{sep}{fmt(n['fitness'], 3)}", ha="center",
+                va="center", fontsize=tiny, family="monospace", zorder=4,
+                color="black" if t > 0.55 or n["fitness"] is None else "white")
+    for i, g in enumerate(graph["generations"]):
+        ax.text(i, 0.45, str(g) if crowd else f"gen {g}", ha="center", va="bottom", fontsize=small, color="#555")
+    ax.set_xlim(-0.5, graph["columns"] - 0.5)
+    ax.set_ylim(-max(graph["rows"] - 1, 0) - 0.5, 0.75)
+    return marks
+
+
+# ============================================================================ search against baseline
+def draw_comparison(ax: Axes, sides: list[tuple[str, dict, str]]) -> Marks:
+    """Best fitness so far against cost, one step line per (name, side of synth.compare.comparison, colour)."""
+    for name, side, color in sides:
+        pts = [p for p in side["points"] if p["fitness"] is not None]
+        if pts:
+            ax.step([p["cost"] for p in pts] + [side["cost"]], [p["fitness"] for p in pts] + [pts[-1]["fitness"]],
+                    where="post", color=color, lw=2, label=name)
+    if not any(side["points"] for _, side, _ in sides):
+        _nothing(ax, "no evaluation yet")
+    else:
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("full-budget-equivalent evaluations")
+    ax.set_ylabel("best fitness so far")
+    ax.grid(alpha=0.3)
+    return {}

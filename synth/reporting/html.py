@@ -1,23 +1,26 @@
 """One self-contained HTML page about a run: progress, generations, operators, the elite's lineage, top table.
 
-Everything is inline (CSS, a little JS, the SVG of figures.py), so the page renders offline and can be
-mailed or attached as it is; the numbers come from queries.py.
+Everything is inline (CSS, a little JS, the figures of figures.py as SVG), so the page renders offline and
+can be mailed or attached as it is; the numbers come from queries.py.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import time
 from pathlib import Path
 
 from population.db import RunDB
-from synth.reporting.figures import (esc, fmt, generation_chart, lineage_svg, operator_chart, operator_table,
-                                     progress_panel, wall_axis)
+from synth.reporting.figures import (draw_generations, draw_lineage, draw_operators, draw_progress, fmt,
+                                     generation_width, lineage_size, new_figure, wall_axis)
+from synth.reporting.svg import inline_svg
 from synth.reporting.queries import (ELITE, generation_scores, leaderboard, lineage_graph, operator_rows,
                                      progress_series)
 
 TOP = 10  # rows in the top table
+PANEL = (520 / 72, 300 / 72)  # inches: the page shows an SVG unit (1/72 in) as one CSS pixel
 
 
 # ============================================================================ page
@@ -27,17 +30,9 @@ main{max-width:1120px;margin:0 auto;padding:18px 22px 40px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 10px}
 section{background:#fff;border:1px solid #e3e5e8;border-radius:8px;padding:14px 16px;margin:14px 0}
 .meta{color:#555}.meta b{color:#222}.row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
-.scroll{overflow-x:auto}svg{display:block;font-size:11px}
-.grid{stroke:#eee}.axis{stroke:#888}.tick{fill:#555}.small{font-size:10px}.label{fill:#333;font-size:12px}
-.note{fill:#888;font-size:14px}.pt{fill:#3b528b;fill-opacity:.55}.pt.proxy{fill:none;stroke:#999}
-.failtick{stroke:#d33;stroke-width:2}.target{stroke:#2f9e44;stroke-width:1.4;stroke-dasharray:6 4}
-.target-label{fill:#2f9e44;font-size:11px}.best{fill:none;stroke:#e8590c;stroke-width:2.2}.bestpt{fill:#e8590c}
-.box{fill:#dbe4f3;stroke:#3b528b}.median{stroke:#e8590c;stroke-width:2}.whisker{stroke:#3b528b}
-.bar{fill:#c5cfe0}.bar.improved{fill:#2f9e44}
-.edge{fill:none;stroke:#8a94a6;stroke-width:1.4}.edge.second{stroke-dasharray:4 3}.edge.hot{stroke:#e8590c;stroke-width:2.4}
-.edgelabel{fill:#666;font-size:10px;paint-order:stroke;stroke:#fff;stroke-width:3px}
-.lineage-node{cursor:pointer}.lineage-node rect{stroke:#333;stroke-width:.8}.lineage-node.elite rect{stroke:#e8590c;stroke-width:2.5}
-.lineage-node.sel rect{stroke:#000;stroke-width:3}.lineage-node text{font:11px ui-monospace,monospace}
+.scroll{overflow-x:auto}svg{display:block}svg text{pointer-events:none}
+.edge.hot path{stroke:#e8590c!important;stroke-width:2.4px!important}
+.lineage-node{cursor:pointer}.lineage-node.sel path{stroke:#000!important;stroke-width:3px!important}
 #node-detail{flex:1;min-width:320px}#node-detail pre{background:#fafbfc;border:1px solid #eee;padding:8px;
  max-height:420px;overflow:auto;font:12px/1.35 ui-monospace,monospace;margin:6px 0 0}
 .add{color:#1a7f37;background:#e6ffec}.del{color:#b42318;background:#ffebe9}.hunk{color:#6f42c1}
@@ -83,6 +78,32 @@ document.querySelectorAll('#top-table tbody tr').forEach(tr => tr.addEventListen
 }));
 if (D.best !== null) show(D.best);
 """
+
+
+def esc(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _figure(name: str, size: tuple[float, float], draw, *args, **kwargs) -> str:
+    fig, ax = new_figure(*size)
+    marks = draw(ax, *args, **kwargs)
+    fig.tight_layout()
+    return inline_svg(fig, marks, name)
+
+
+def operator_table(rows: list[dict]) -> str:
+    llm = any(r["llm_calls"] for r in rows)
+    head = ["operator", "children", "scored", "failed", "dupes", "improved", "share", "mean Δ fitness"]
+    head += ["LLM calls", "LLM $", "$ / improvement"] if llm else []
+    out = ["<table class='data'><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in head) + "</tr></thead><tbody>"]
+    for r in rows:
+        cells = [r["operator"], r["children"], r["scored"], r["failed"], r["duplicates"], r["improved"],
+                 f'{r["share"]:.0%}', "-" if r["mean_delta"] is None else f'{r["mean_delta"]:+.4f}']
+        if llm:
+            cells += [r["llm_calls"] or "-", "-" if r["llm_cost"] is None else f'{r["llm_cost"]:.4f}',
+                      "-" if r["cost_per_improvement"] is None else f'{r["cost_per_improvement"]:.4f}']
+        out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    return "".join(out) + "</tbody></table>"
 
 
 def _jsonable(x):
@@ -153,19 +174,19 @@ def write_report(db: RunDB, out_path: Path, baseline: RunDB | None = None) -> Pa
 <div class="meta">{" · ".join(summary)}<br>generated {time.strftime("%Y-%m-%d %H:%M:%S")} from {esc(db.path)}</div>
 {_baseline_section(db, baseline)}<section><h2>Best fitness so far</h2>
 <div class="meta">orange: best so far; dots: each evaluation (hollow: short proxy run); red ticks: failed runs</div>
-<div id="progress-chart" class="row">{progress_panel(series, "n", "evaluations", lambda v: f"{v:g}")}
-{progress_panel(series, "t", wall_label, wall_fmt)}</div></section>
+<div id="progress-chart" class="row">{_figure("progress-n", PANEL, draw_progress, series)}
+{_figure("progress-t", PANEL, draw_progress, series, "t", wall_label, wall_fmt)}</div></section>
 <section><h2>Fitness per generation</h2>
 <div class="meta">box: quartiles and median; dots: scored candidates; below: n scored, ⊘ stopped by the cascade, ✗ failed or invalid, ≡ duplicates</div>
-<div id="generation-chart" class="scroll">{generation_chart(gens)}</div></section>
+<div id="generation-chart" class="scroll">{_figure("generations", (generation_width(gens), PANEL[1]), draw_generations, gens)}</div></section>
 <section><h2>Operators</h2>
 <div class="meta">improved: scored children fitter than their best parent; share = improved / children made;
 mean Δ over scored children with a scored parent</div>
-<div class="row"><div id="operator-chart">{operator_chart(ops)}</div><div>{operator_table(ops)}</div></div></section>
+<div class="row"><div id="operator-chart">{_figure("operators", (PANEL[0], (40 + 33 * max(len(ops), 2)) / 72), draw_operators, ops)}</div><div>{operator_table(ops)}</div></div></section>
 <section><h2>Lineage of the elite</h2>
 <div class="meta">ancestry of the {ELITE} best (★) back to the seeds, by generation; dashed: second parent;
 colour: fitness (dark low, yellow high). Hover a node for its change against its first parent, click to pin it.</div>
-<div class="row"><div id="lineage-graph" class="scroll">{lineage_svg(graph)}</div>
+<div class="row"><div id="lineage-graph" class="scroll">{_figure("lineage", lineage_size(graph), draw_lineage, graph)}</div>
 <div id="node-detail"><div class="meta">no candidate selected</div></div></div></section>
 <section><h2>Top candidates</h2>
 <div class="meta">held-out: mean ± std of the track metric over held-out seed sets, when scored (synth export)</div>

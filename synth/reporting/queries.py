@@ -55,7 +55,7 @@ def search_result(db: RunDB, cand: Candidate) -> EvalResult | None:
     """The candidate's full-budget score on the run's track and seeds (a duplicate shares its twin's)."""
     config = db.config()
     for ev in db.evaluations(candidate_id=cand.duplicate_of or cand.id, track=config["track"], seed_set="benchmark"):
-        if ev.steps == full_steps(config):
+        if ev.budget == full_steps(config):
             return EvalResult.model_validate(ev.result)
     return None
 
@@ -213,16 +213,16 @@ def progress_series(db: RunDB) -> dict:
     evals = db.evaluations(track=track, seed_set="benchmark")
     full, proxy_steps = search_steps(db) if evals else (None, None)
     if full is None and evals:
-        full = statistics.mode(e.steps for e in evals)
-    evals = [e for e in evals if e.steps == full or e.steps == proxy_steps]
+        full = statistics.mode(e.budget for e in evals)
+    evals = [e for e in evals if e.budget == full or e.budget == proxy_steps]
     cands = db.candidates()
     starts = [c.created_at for c in cands[:1]] + [e.created_at for e in evals[:1]]
     t0 = min(starts) if starts else 0.0
     points, best, top = [], [], None
     for n, ev in enumerate(evals, 1):
-        fit, proxy = _finite(ev.fitness), ev.steps != full
+        fit, proxy = _finite(ev.fitness), ev.budget != full
         point = {"n": n, "t": max(ev.created_at - t0, 0.0), "id": ev.candidate_id, "fitness": fit,
-                 "proxy": proxy, "outcome": ev.outcome, "steps": ev.steps}
+                 "proxy": proxy, "outcome": ev.outcome, "steps": ev.budget}
         points.append(point)
         if fit is not None and not proxy and (top is None or fit > top):
             top = fit
