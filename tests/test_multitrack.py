@@ -13,9 +13,9 @@ import pytest
 from synth.fitness import ADAMW_REFERENCE, combined, normalised, reference_fitness
 from tests.conftest import synth_cli
 
-SEEDS = 'seeds = ["adam", "lion", "rmsprop"]\n'
+SEEDS = 'seeds = ["adam", "lion", "rmsprop"]\nelites = 1\n'
 MULTI = ["--track", "mqar,single_ar", "--steps", "40", "--proxy-steps", "20", "--population", "4",
-         "--tournament", "2", "--elites", "1", "--seed", "5", "--finalists", "0", "--quiet"]
+         "--tournament", "2", "--seed", "5", "--finalists", "0", "--quiet"]
 
 
 def rows(run_dir: Path, sql: str) -> list[tuple]:
