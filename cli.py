@@ -125,7 +125,7 @@ def eval_file(
 # ---------------------------------------------------------------------------- evolve
 @app.command()
 def evolve(
-    track: Optional[str] = typer.Option(None, "--track", "-t", help=f"{TRACK_HELP} (default mqar)."),
+    track: Optional[str] = typer.Option(None, "--track", "-t", help=f"{TRACK_HELP} (default mqar); a comma list scores every candidate on each (cheap first)."),
     generations: Optional[int] = typer.Option(None, "--generations", "-g", min=0, help="Budget: GENERATIONS x POPULATION children in all (default 10)."),
     population: Optional[int] = typer.Option(None, "--population", "-p", min=2, help="Alive candidates; a child sees every result from this many candidates back (default 16)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="RNG seed: same seed, same run (without LLM)."),
@@ -168,7 +168,7 @@ def evolve(
     try:
         if run_dir is None:
             fresh = load_config(config, overrides)
-            run_dir = Path("runs") / f"{fresh.track}-seed{fresh.search.seed}"
+            run_dir = Path("runs") / f"{'+'.join(fresh.tracks)}-seed{fresh.search.seed}"
         if (run_dir / "synth.db").exists():  # resume: lock first, then read what the run is
             lock_run_dir(run_dir, "evolve")
             db = RunDB.open(run_dir)

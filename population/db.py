@@ -357,13 +357,13 @@ class RunDB(LLMCallLog):
     # ------------------------------------------------------------------ evaluations
     def add_evaluation(self, ev: Evaluation, candidate_status: str, candidate_fitness: Optional[float]) -> None:
         """Records the evaluation and the candidate's new status/fitness in one transaction."""
-        key = (ev.candidate_id, ev.track, ev.seed_set, ev.steps)
+        key = (ev.candidate_id, ev.track, ev.seed_set, ev.budget)
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM evaluations WHERE candidate_id = ? AND track = ? AND seed_set = ? "
                             "AND steps = ?", key).fetchone():
                 raise DuplicateEvaluationError(
                     f"candidate {ev.candidate_id} already has an evaluation on track {ev.track!r}, "
-                    f"seed set {ev.seed_set!r}, {ev.steps} steps")
+                    f"seed set {ev.seed_set!r}, {ev.budget} steps")
             if conn.execute("SELECT 1 FROM candidates WHERE id = ?", (ev.candidate_id,)).fetchone() is None:
                 raise KeyError(f"no candidate {ev.candidate_id}")
             conn.execute("INSERT INTO evaluations (candidate_id, track, seed_set, steps, outcome, fitness, result, "

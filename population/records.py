@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Literal, Optional
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_serializer
 
 Kind = Literal["program", "code"]  # code = free-form Python from an LLM edit, no program text
 # screened = stopped by the short proxy run, never given the full budget
@@ -49,6 +49,16 @@ class GatePlan(BaseModel):
     audit: bool = False
     threshold: Optional[float] = None  # None: nothing to compare with yet, the run goes on
     full_bar: Optional[float] = None
+    # A multi-track run's gates on its later tracks, by track (this plan is the first track's)
+    tracks: dict[str, "GateOutcome"] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _one_track_as_before(self, handler):
+        """A one-track run's record keeps the shape it always had (no empty `tracks`)."""
+        data = handler(self)
+        if not self.tracks and isinstance(data, dict):
+            data.pop("tracks", None)
+        return data
 
 
 class GateOutcome(GatePlan):
@@ -58,6 +68,8 @@ class GateOutcome(GatePlan):
     promoted: Optional[bool] = None
 
 
+GatePlan.model_rebuild()
+GateOutcome.model_rebuild()
 Candidate.model_rebuild()
 
 
@@ -77,11 +89,6 @@ class Evaluation(BaseModel):
     fitness: Optional[float] = None
     result: dict  # EvalResult.model_dump(mode="json")
     created_at: float = Field(default_factory=time.time)
-
-    @property
-    def steps(self) -> int:
-        """`budget` under its old name, for the lines of synth/engine.py and population/db.py that still read it."""
-        return self.budget
 
 
 class LLMCall(BaseModel):

@@ -30,6 +30,15 @@ def full_steps(track: str, steps: Optional[int]) -> int:
     return steps or get_track(track).max_steps
 
 
+CHEAP_FIRST = ("single_ar", "mqar", "random_teacher")  # the order a multi-track run scores in (random_teacher
+# takes minutes per run on CPU, the recall tracks seconds)
+
+
+def track_list(text: str) -> list[str]:
+    """`--track single_ar,mqar`: the names as written (checked by `RunConfig.tracks`)."""
+    return [name.strip() for name in text.split(",")]
+
+
 def gated_step(proxy_steps: int, steps: int) -> int:
     """The cascade's step, or 0 (off) when it is not shorter than the run: such a gate gates nothing."""
     return proxy_steps if proxy_steps < steps else 0
@@ -203,11 +212,13 @@ AUDIT_EVERY = CascadeConfig.model_fields["audit_every"].default  # for reports o
 # What a run *is*; resuming with a different resolved value would mix two experiments.
 IDENTITY_FIELDS = ("track", "steps", "seed", "population", "tournament", "elites", "seeds", "operator_weights",
                    "tune_seeds", "tune_trials", "tune_startup", "max_height", "max_nodes", "proxy_steps",
-                   "proxy_quantile", "audit_every", "robust")
+                   "proxy_quantile", "audit_every", "robust", "tracks")
 
 
 class RunConfig(Section):
-    track: Literal["random_teacher", "single_ar", "mqar"] = "mqar"
+    tracks: Optional[list[str]] = Field(None, description="every track a candidate is scored on, cheap first "
+                                                          "(resolved: [track]); `--track a,b` sets it")
+    track: Literal["random_teacher", "single_ar", "mqar"] = "mqar"  # the first of `tracks`
     steps: Optional[int] = Field(None, ge=1, description="training steps per candidate (resolved: the track's length)")
     search: SearchConfig = SearchConfig()
     cascade: CascadeConfig = CascadeConfig()
@@ -227,11 +238,30 @@ class RunConfig(Section):
             if name in FLAT and not (name in SECTIONS and isinstance(value, dict)):
                 section, field = FLAT[name]
                 nested.setdefault(section, {})[field] = value
+        if isinstance(nested.get("track"), str) and "," in nested["track"]:
+            nested["tracks"] = track_list(nested["track"])
+            nested["track"] = nested["tracks"][0]
         return nested
+
+    @field_validator("tracks")
+    @classmethod
+    def _known_tracks(cls, names: Optional[list[str]]) -> Optional[list[str]]:
+        """Known names, each once, in the order they are scored (cheap first)."""
+        if names is None:
+            return None
+        for name in names:
+            if name not in CHEAP_FIRST:
+                raise ValueError(f"unknown track {name!r}: choose from {', '.join(CHEAP_FIRST)}"
+                                 if name else "an empty name in the track list: write e.g. single_ar,mqar")
+            if names.count(name) > 1:
+                raise ValueError(f"track {name!r} is listed twice")
+        return [name for name in CHEAP_FIRST if name in names]
 
     @model_validator(mode="after")
     def _resolve(self) -> "RunConfig":
         """Resolved values: the track's steps; a proxy as long as the run gates nothing (the cascade is off)."""
+        object.__setattr__(self, "tracks", list(self.tracks or [self.track]))
+        object.__setattr__(self, "track", self.tracks[0])
         object.__setattr__(self, "steps", full_steps(self.track, self.steps))
         if gated_step(self.cascade.proxy_steps, self.steps) != self.cascade.proxy_steps:
             object.__setattr__(self, "cascade", self.cascade.model_copy(update={"proxy_steps": 0}))
@@ -244,7 +274,7 @@ class RunConfig(Section):
 
     def flat(self) -> dict:
         """Every resolved value under its flat name: what the run database stores and `show` reads."""
-        values = {"track": self.track, "steps": self.steps}
+        values = {"track": self.track, "tracks": list(self.tracks), "steps": self.steps}
         for name, (section, field) in FLAT.items():
             value = getattr(getattr(self, section), field)
             values[name] = list(value) if isinstance(value, tuple) else value
@@ -274,6 +304,7 @@ def build(values: dict) -> RunConfig:
         loc = tuple(str(p) for p in first["loc"] if not isinstance(p, int))
         flat_name = {place: name for name, place in FLAT.items()}.get(loc[:2])  # the name the user wrote
         where = ".".join((flat_name, *loc[2:]) if flat_name else loc) or "config"
+        where = "track" if where == "tracks" else where  # the user wrote --track a,b
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"bad config value for {where}: {message}") from None
 
@@ -294,7 +325,10 @@ def load_config(path: Path | None, overrides: dict, stored: dict | None = None) 
         raise ConfigError("this run directory holds a synth baseline study, not an evolve run; "
                           "choose another --run-dir")
     before = build(stored).flat()
-    after = build({**before, **_flatten(values)})
+    given = _flatten(values)
+    if "track" in given and "tracks" not in given:  # `--track mqar` names the whole list
+        given["tracks"] = None
+    after = build({**before, **given})
     resolved = after.flat()
     for name in IDENTITY_FIELDS:
         if resolved[name] != before[name]:

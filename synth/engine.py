@@ -32,7 +32,7 @@ from population.db import RunDB
 from population.records import Candidate, Evaluation
 from primitives.seeds import seed_programs
 from synth import cascade
-from synth.cascade import Cascade, GatePlan
+from synth.cascade import GatePlan, TrackCascades
 from synth.config import RunConfig
 from synth.genetic import GeneticProposer, program_child
 from synth.lifecycle import Lifecycle
@@ -65,9 +65,10 @@ class Evolution:
         self.llm = llm  # synth.llm_variation.LLMVariation or None
         self.on_progress = on_progress
         self.deadline = deadline  # time.time() after which no new child is proposed (--time-budget)
+        self.tracks = list(config.tracks)  # scoring order, cheap first; the first is `config.track`
         self.regression = get_track(config.track).task == "regression"
         self.lifecycle = Lifecycle(db, pool.probe)
-        self.cascade = Cascade(config.cascade, self.regression)
+        self.cascade = TrackCascades(config.cascade, {t: get_track(t).task == "regression" for t in self.tracks})
         self.genetic = GeneticProposer(config, self.regression)
         self.children_total = config.search.generations * config.search.population
         self.progress = Progress(generations=config.search.generations, children_total=self.children_total)
@@ -219,29 +220,34 @@ class Evolution:
     def _seed_sets(self) -> list[str]:
         return ["benchmark"] + [f"search-{i}" for i in range(1, self.config.cascade.robust)]
 
-    def _evaluations(self, cand: Candidate) -> dict[str, Evaluation]:
-        """seed set -> this candidate's search evaluation (the full run, or a run stopped by its gate)."""
-        gate = cascade.stored(cand)
+    def _evaluations(self, cand: Candidate, track: str) -> dict[str, Evaluation]:
+        """seed set -> this candidate's search evaluation on `track` (the full run, or one stopped by its gate)."""
+        gate = self.cascade.gate(cascade.stored(cand), track)
         steps = (self.config.steps, gate.steps if gate else None)
-        return {e.seed_set: e for e in self.db.evaluations(candidate_id=cand.id, track=self.config.track)
-                if e.steps in steps}
+        return {e.seed_set: e for e in self.db.evaluations(candidate_id=cand.id, track=track) if e.budget in steps}
 
     def _jobs(self, cand: Candidate) -> list[EvalJob]:
-        """The gated benchmark run first; with `--robust K`, the other K-1 seed sets once it went the distance."""
-        done = self._evaluations(cand)
-        first = done.get("benchmark")
-        if first is None:
-            gate_step, threshold = self.cascade.job_gate(cascade.stored(cand))
-            return [EvalJob(cand.source, self.config.track, steps=self.config.steps, submission=f"synth-{cand.id}",
-                            gate_step=gate_step, gate_threshold=threshold)]
-        if first.outcome != "ok" or first.steps != self.config.steps:
-            return []
-        return [EvalJob(cand.source, self.config.track, steps=self.config.steps, seed_set=s,
-                        submission=f"synth-{cand.id}") for s in self._seed_sets()[1:] if s not in done]
+        """Track by track (cheap first): the gated benchmark run first; with `--robust K`, the other K-1 seed
+        sets once it went the distance; then the next track. A run stopped or failed on one track ends it."""
+        for track in self.tracks:
+            done = self._evaluations(cand, track)
+            first = done.get("benchmark")
+            if first is None:
+                gate_step, threshold = self.cascade.job_gate(self.cascade.gate(cascade.stored(cand), track))
+                return [EvalJob(cand.source, track, steps=self.config.steps, submission=f"synth-{cand.id}",
+                                gate_step=gate_step, gate_threshold=threshold)]
+            if first.outcome != "ok" or first.budget != self.config.steps:
+                return []
+            rest = [EvalJob(cand.source, track, steps=self.config.steps, seed_set=s, submission=f"synth-{cand.id}")
+                    for s in self._seed_sets()[1:] if s not in done]
+            if rest:
+                return rest
+        return []
 
     def _finish(self, cand: Candidate) -> None:
-        done = self._evaluations(cand)
-        outcome = self.cascade.outcome(cascade.stored(cand), done["benchmark"].result.get("gate_metric"))
+        done = {t: evals for t in self.tracks if (evals := self._evaluations(cand, t))}
+        metrics = {t: evals["benchmark"].result.get("gate_metric") for t, evals in done.items() if "benchmark" in evals}
+        outcome = self.cascade.outcome(cascade.stored(cand), metrics)
         self.lifecycle.finish(cand, done, self._seed_sets(), self.config.steps, outcome)
 
     def _refresh_progress(self) -> None:

@@ -13,7 +13,8 @@ from evaluator.record import EvalResult
 from evaluator.tracks import TRACK_NAMES, get_track
 from population.db import RunDB
 from synth.fitness import describe
-from synth.reporting.queries import ancestry, full_steps, heldout_summary, search_result, strict_json
+from synth.reporting.queries import (ancestry, full_steps, heldout_summary, run_tracks, search_result, strict_json,
+                                     track_verdicts)
 from synth.lineage_model import LineageRecord, ScoredWith
 from synth.transfer import SEED_KINDS, Progress, run_device, scoring_limits, score_transfer, transfer_markdown
 
@@ -113,7 +114,8 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
         raise ValueError(f"--out {out}: {err.strerror}") from None
     chain = ancestry(db, cand.id)
     record = LineageRecord(
-        candidate=cand.id, track=config["track"], run_seed=config.get("seed"),
+        candidate=cand.id, track=config["track"], tracks=run_tracks(config), search_verdicts=track_verdicts(db, cand),
+        run_seed=config.get("seed"),
         benchmark_result=stored.benchmark_record(), curve=[p.model_dump() for p in stored.curve],
         verified_by_rescoring=rescored is not None, rescored_with=setup if rescored is not None else None,
         heldout=heldout_summary(db, cand.id), compliance=db.get_state(f"compliance/{cand.id}"),
@@ -129,14 +131,20 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
 
 def lineage_markdown(record: dict, chain: list[dict], genome: str | None) -> str:
     res = record["benchmark_result"]
-    lines = [f"# synth candidate #{record['candidate']} on {record['track']}", ""]
+    evolved_on = ",".join(record.get("tracks") or [record["track"]])
+    lines = [f"# synth candidate #{record['candidate']} on {evolved_on}", ""]
     budget = get_track(record["track"]).max_steps
     label = ("benchmark verdict" if res["max_steps"] == budget else
              f"verdict at {res['max_steps']} steps (not the benchmark's: its budget is {budget} steps; "
              f"`synth eval submission.py --track {record['track']}` gives that)")
     metric = ("final eval MSE", res["final_eval_mse"]) if get_track(record["track"]).task == "regression" \
         else ("final eval accuracy", res["final_eval_accuracy"])
-    lines += [f"- {label}: **{chain[-1]['verdict']}** (status {res['status']}, steps {res['steps']}, "
+    if record.get("search_verdicts"):
+        lines.append("- search verdicts (benchmark seeds, every track it was evolved on): " + ", ".join(
+            f"{track} **{text}**" for track, text in record["search_verdicts"].items()))
+        label = f"{label} on {record['track']}"
+    primary = (record.get("search_verdicts") or {}).get(record["track"], chain[-1]["verdict"])
+    lines += [f"- {label}: **{primary}** (status {res['status']}, steps {res['steps']}, "
               f"{metric[0]} {metric[1]})",
               f"- re-scored in a fresh sandbox before export: {'yes, identical' if record['verified_by_rescoring'] else 'no'}",
               "- eval curve: " + ", ".join(f"{p['step']}: {p['metric']:.4g}" for p in record["curve"])]
@@ -151,7 +159,7 @@ def lineage_markdown(record: dict, chain: list[dict], genome: str | None) -> str
         how = record["rescored_with"]
         lines.append(f"- re-scored on {how['device']}, {how['steps']} steps, limit {how['timeout_s']:g} s per run "
                      "(the run's own device and limits)")
-    lines += transfer_markdown(record.get("transfer") or [], record["track"])
+    lines += transfer_markdown(record.get("transfer") or [], evolved_on)
     if genome:
         lines += ["", "## Program", "", "```", genome.strip(), "```"]
     lines += ["", "## Lineage (seed first)", "", "| id | gen | operator | parents | fitness | verdict |",

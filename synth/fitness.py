@@ -57,6 +57,41 @@ def target_fitness(track: str) -> float:
     return -math.log10(spec.target_mse) if spec.task == "regression" else 1.0
 
 
+# The benchmark's AdamW(lr=1e-2, betas=(0.9, 0.99)) on each track (TRACKS.md, "Reference figures"): it fails
+# every track, so it marks "a standard optimizer, untuned" on the same scale everywhere.
+ADAMW_REFERENCE = {"single_ar": 0.619384765625, "mqar": 0.91802978515625, "random_teacher": 58.3001708984375}
+
+
+def reference_fitness(track: str) -> float:
+    """The benchmark AdamW's fitness on `track` (its accuracy stands for a fail's fitness, 0.99 acc + 0.01 auc)."""
+    from evaluator.tracks import get_track
+
+    ref = ADAMW_REFERENCE[track]
+    return -math.log10(ref) if get_track(track).task == "regression" else ref
+
+
+def normalised(track: str, fit: float) -> float:
+    """A track's fitness on a scale shared by every track: 0 = the benchmark's AdamW, 1 = the track's target
+    (a recall pass; MSE 4e-7). Beyond the target the fitness goes on as it is (a recall pass at step S of
+    MAX: 1 + (MAX - S) / MAX), so an earlier pass counts the same on both recall tracks."""
+    ref, target = reference_fitness(track), target_fitness(track)
+    return 1.0 + (fit - target) if fit >= target else (fit - ref) / (target - ref)
+
+
+TIE_BREAK = 1e-3  # the worst track's score is compared on this grid; the mean orders candidates within a step
+
+
+def combined(fits: dict[str, float]) -> float:
+    """A multi-track run's fitness: the worst track's normalised score first, then the mean of all of them.
+
+    Lexicographic in one number, so selection, the window's SQL order and the tuner need no change: the
+    worst score, floored to the TIE_BREAK grid, plus the mean squashed into less than one grid step."""
+    scores = [normalised(track, fit) for track, fit in sorted(fits.items())]
+    worst = math.floor(min(scores) / TIE_BREAK) * TIE_BREAK
+    mean = sum(scores) / len(scores)
+    return worst + 0.99 * TIE_BREAK * (0.5 + math.atan(mean) / math.pi)
+
+
 def formula(task: str) -> str:
     """The fitness above in one line, for the LLM prompts (a model should know what it is maximising)."""
     if task == "regression":

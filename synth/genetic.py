@@ -67,7 +67,8 @@ class GeneticProposer:
         if operator == "tune":
             search = self.config.search
             tuned = tune_child(view.db, view.horizon, rng, parents[0], self.regression,
-                               trials_per_root=search.tune_trials, startup=search.tune_startup)
+                               trials_per_root=search.tune_trials, startup=search.tune_startup,
+                               tracks=tuple(self.config.tracks))
             if tuned is not None:
                 root, program, params = tuned
                 return program_child(view.admit, self.config.track, program, view.generation, [root], operator,

@@ -17,7 +17,7 @@ from typing import Optional
 from evaluator.record import EvalResult
 from population.db import RunDB
 from population.records import Candidate, Evaluation, GateOutcome
-from synth.fitness import fitness
+from synth.fitness import combined, fitness
 
 PROPOSED = "proposed"
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -40,6 +40,20 @@ def outcome_of_twin(twin: Candidate) -> tuple[str, Optional[float]]:
     if twin.status in ("scored", "duplicate"):
         return "duplicate", twin.fitness
     return twin.status, None  # screened or failed, like its twin
+
+
+def track_outcome(evaluations: dict[str, Evaluation], seed_sets: list[str], full_steps: int) -> tuple[str, Optional[float]]:
+    """(status, fitness) on one track: failed, screened (its run stopped at the gate) or scored (the mean
+    over the seed sets; any failure fails it)."""
+    first = evaluations.get("benchmark")
+    fits = [evaluations[s].fitness for s in seed_sets if s in evaluations]
+    if first is None or first.outcome != "ok":
+        return "failed", None
+    if first.budget != full_steps:
+        return "screened", None
+    if len(fits) == len(seed_sets) and all(f is not None for f in fits):
+        return "scored", sum(fits) / len(fits)
+    return "failed", None
 
 
 class Lifecycle:
@@ -97,20 +111,21 @@ class Lifecycle:
                        result=result.model_dump(mode="json"), created_at=time.time()),
             candidate_status="pending", candidate_fitness=None)
 
-    def finish(self, cand: Candidate, evaluations: dict[str, Evaluation], seed_sets: list[str], full_steps: int,
-               gate: Optional[GateOutcome]) -> None:
-        """Status and fitness from the evaluations: failed, screened (stopped by the gate), or scored
-        (with several seed sets, the mean over them; any failure fails it)."""
-        first = evaluations["benchmark"]
-        fits = [evaluations[s].fitness for s in seed_sets if s in evaluations]
-        if first.outcome != "ok":
-            status, fit = "failed", None
-        elif first.budget != full_steps:
-            status, fit = "screened", None
-        elif len(fits) == len(seed_sets) and all(f is not None for f in fits):
-            status, fit = "scored", sum(fits) / len(fits)
+    def finish(self, cand: Candidate, evaluations: dict[str, dict[str, Evaluation]], seed_sets: list[str],
+               full_steps: int, gate: Optional[GateOutcome]) -> None:
+        """Status and fitness from the evaluations, by track (in scoring order) then seed set: failed or
+        screened (stopped by the gate) on the first track that was, else scored. One track's fitness is
+        the mean over its seed sets; several tracks' are combined (synth/fitness.py `combined`)."""
+        fits: dict[str, float] = {}
+        status = "scored"
+        for track, by_seed in evaluations.items():
+            status, fits[track] = track_outcome(by_seed, seed_sets, full_steps)
+            if status != "scored":
+                break
+        if status != "scored":
+            fit = None
         else:
-            status, fit = "failed", None
+            fit = fits.popitem()[1] if len(fits) == 1 else combined(fits)
         self._write(cand, status, fitness=fit, **({"cascade": gate} if gate is not None else {}))
 
     def _write(self, cand: Candidate, status: str, **fields) -> None:

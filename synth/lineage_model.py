@@ -52,7 +52,10 @@ class TransferRow(Strict):
 
 class LineageRecord(Strict):
     candidate: int
-    track: str = Field(description="the track the candidate was evolved on")
+    track: str = Field(description="the track the candidate was evolved on (the first of `tracks`)")
+    tracks: list[str] = Field(default_factory=list, description="every track the search scored it on, in order")
+    search_verdicts: Optional[dict[str, str]] = Field(None, description="a multi-track run's search verdict on "
+                                                                        "each of its tracks")
     run_seed: Optional[int]
     benchmark_result: dict[str, Any] = Field(description="the benchmark's own result record, field for field")
     curve: list[dict[str, Any]]

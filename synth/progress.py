@@ -72,7 +72,9 @@ def refresh(p: Progress, db: RunDB, children: int, population: int, full_steps: 
         p.best_text = best.genome or "(free-form code)"
         full = [e for e in db.evaluations(candidate_id=best.duplicate_of or best.id, seed_set="benchmark")
                 if e.budget == full_steps]
-        p.best_summary = describe(EvalResult.model_validate(full[0].result)) if full else ""
+        verdicts = {e.track: describe(EvalResult.model_validate(e.result)) for e in full}  # one per track
+        p.best_summary = (" · ".join(f"{t} {v}" for t, v in verdicts.items()) if len(verdicts) > 1
+                          else next(iter(verdicts.values()), ""))
 
 
 def generation_of(child: int, population: int) -> int:

@@ -72,13 +72,18 @@ def preflight(cfg: RunConfig) -> None:
                              f"{count} CUDA device{'s' if count != 1 else ''}: cuda:0..cuda:{count - 1})")
 
 
+def warm_tracks(pool, cfg: RunConfig) -> None:
+    for track in cfg.tracks:
+        pool.warm(track, steps=cfg.steps)
+
+
 def describe_run(cfg: RunConfig, workers: int) -> str:
     """Everything that defines the run, so a resumed run's settings (a quick `--steps 100`) show."""
     search, gate, run = cfg.search, cfg.cascade, cfg.execution
     cascade = (f"cascade at step {gate.proxy_steps} (top {1 - gate.proxy_quantile:.0%} go on)"
                if gate.proxy_steps else "cascade off")
     where = f"{workers} worker{'s' if workers != 1 else ''} on {run.devices}" + (", ray" if run.backend == "ray" else "")
-    return (f"track {cfg.track}, {cfg.steps} steps, {search.generations} "
+    return (f"track {','.join(cfg.tracks)}, {cfg.steps} steps, {search.generations} "
             f"generation{'s' if search.generations != 1 else ''} of {search.population}, "
             f"seed {search.seed}, {where}, {cascade}")
 
@@ -165,7 +170,7 @@ def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, start
                 warming = Progress(phase="warming workers", generations=cfg.search.generations,
                                    children_total=evolution.children_total)
                 screen.update(view.render(warming))
-                pool.warm(cfg.track, steps=cfg.steps)
+                warm_tracks(pool, cfg)
                 announce_isolation(console, pool)
                 evolution.on_progress = lambda p: screen.update(view.render(p))
                 progress = evolution.run()
@@ -176,7 +181,7 @@ def _run(db, cfg, run_dir, resumed, console, live, time_budget_s, summary, start
             if not console.is_terminal:
                 console.line()  # piped: the last frame ends without a newline
         else:
-            pool.warm(cfg.track, steps=cfg.steps)
+            warm_tracks(pool, cfg)
             announce_isolation(console, pool)
             progress = evolution.run()
             stopped_early(console, progress)

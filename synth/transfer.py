@@ -24,9 +24,9 @@ from evaluator.record import EvalResult
 from evaluator.sandbox import Limits
 from evaluator.tracks import TRACK_NAMES, get_track
 from population.db import RunDB
+from synth.config import CHEAP_FIRST  # random_teacher takes minutes per run on CPU
 from synth.fitness import describe
 
-CHEAP_FIRST = ("single_ar", "mqar", "random_teacher")  # random_teacher takes minutes per run on CPU
 SEED_KINDS = ("benchmark", "heldout")
 
 Progress = Callable[[str, int, int], None]  # (what just finished, done, total)
@@ -62,7 +62,7 @@ def run_device(config: dict) -> str:
 def scoring_limits(config: dict, track: str) -> Limits:
     """The run's own limits: its --timeout applies to its own track; another track gets that track's
     default (a 60 s recall limit would stop every random_teacher run)."""
-    timeout = config.get("timeout_s") if track == config["track"] else None
+    timeout = config.get("timeout_s") if track in (config.get("tracks") or [config["track"]]) else None
     return Limits(timeout_s=timeout, memory_mb=config.get("memory_mb") or Limits().memory_mb)
 
 
@@ -100,7 +100,7 @@ def known_result(db: RunDB, cand_id: int, cell: Cell, device: str) -> EvalResult
     if stored is not None:
         return EvalResult.model_validate(stored)
     config = db.config()
-    if cell.track == config["track"] and device == run_device(config):
+    if cell.track in (config.get("tracks") or [config["track"]]) and device == run_device(config):
         for ev in db.evaluations(candidate_id=cand_id, track=cell.track, seed_set=cell.seed_set):
             result = EvalResult.model_validate(ev.result)
             if ev.budget == cell.steps and not result.gated_out:
@@ -164,14 +164,14 @@ def table_row(track: str, cells: list[Cell], results: dict, device: str) -> dict
 
 
 def transfer_markdown(rows: list[dict], evolved_on: str) -> list[str]:
-    """The transfer table for lineage.md."""
+    """The transfer table for lineage.md (`evolved_on`: the run's track, or its tracks comma separated)."""
     if not rows:
         return []
     lines = ["", "## Transfer: every track", "",
              f"Evolved on {evolved_on}; scored on the run's device, benchmark seeds and held-out seed sets.", "",
              "| track | steps | benchmark seeds | held-out mean ± std | held-out verdicts |", "|---|---|---|---|---|"]
     for row in rows:
-        name = row["track"] + (" (evolved on)" if row["track"] == evolved_on else "")
+        name = row["track"] + (" (evolved on)" if row["track"] in evolved_on.split(",") else "")
         steps = f"{row['steps']}" + ("" if row["benchmark_budget"] else " (not the benchmark's budget)")
         bench = row["benchmark"]["verdict"] if row["benchmark"] else "-"
         held = row["heldout"]

@@ -57,13 +57,24 @@ def apply_factors(root: Program, factors: dict[str, float]) -> tuple[Program, li
     return Program(trees), changes
 
 
-def trial_value(cand: Candidate, regression: bool) -> float:
+def trial_value(cand: Candidate, regression: bool, tracks: tuple[str, ...] = ()) -> float:
     """What the sampler maximises: the search fitness; a screened run's proxy metric scored as a failing
-    run stopped there (below a full run from the same metric); a failed run the worst of all."""
+    run stopped there (below a full run from the same metric); a failed run the worst of all. In a
+    multi-track run (`tracks`), the track whose gate stopped it stands for its worst track."""
     if cand.fitness is not None:
         return cand.fitness
-    from synth.cascade import stored
+    from synth.cascade import gate_on, stored
 
+    if cand.status == "screened" and len(tracks) > 1 and stored(cand) is not None:
+        from evaluator.tracks import get_track
+        from synth.fitness import combined
+
+        for track in tracks:
+            gate = gate_on(cand, track, tracks[0])
+            if gate is not None and gate.metric is not None and gate.promoted is False:
+                value = -math.log10(max(gate.metric, 1e-30)) if get_track(track).task == "regression" \
+                    else 0.99 * gate.metric
+                return combined({track: value})
     gate = stored(cand)
     metric = gate.metric if gate is not None else None
     if cand.status == "screened" and metric is not None:
@@ -77,7 +88,7 @@ def root_of(cand: Candidate) -> int:
 
 
 def propose(rng: random.Random, root: Candidate, trials: list[Candidate], regression: bool,
-            startup: int = 3) -> tuple[Program, dict]:
+            startup: int = 3, tracks: tuple[str, ...] = ()) -> tuple[Program, dict]:
     """One new trial for `root`, given its finished trials (in id order) that the child may see."""
     program = Program.from_text(root.genome)
     dists = distributions(program)
@@ -91,14 +102,15 @@ def propose(rng: random.Random, root: Candidate, trials: list[Candidate], regres
     points = [({name: 0.0 for name in dists}, root)] + [(t.operator_params["factors"], t) for t in trials]
     for factors, cand in points:
         study.add_trial(optuna.trial.create_trial(params=factors, distributions=dists,
-                                                  value=trial_value(cand, regression)))
+                                                  value=trial_value(cand, regression, tracks)))
     factors = study.ask(dists).params
     child, changes = apply_factors(program, factors)
     return child, {"root": root.id, "trial": len(trials) + 1, "seed": seed, "factors": factors, "changes": changes}
 
 
 def tune_child(db, horizon: int, rng: random.Random, parent: Candidate, regression: bool,
-               trials_per_root: int = 8, startup: int = 3) -> tuple[int, Program, dict] | None:
+               trials_per_root: int = 8, startup: int = 3,
+               tracks: tuple[str, ...] = ()) -> tuple[int, Program, dict] | None:
     """(root id, child, params) of the next trial of `parent`'s structure; None when the structure has had
     its `trials_per_root` trials or has no constants. Sees the trials below `horizon` (the engine's window);
     `db` need only answer queries (synth/view.py)."""
@@ -109,7 +121,7 @@ def tune_child(db, horizon: int, rng: random.Random, parent: Candidate, regressi
     if len(trials) >= trials_per_root:
         return None
     seen = [c for c in trials if c.id < horizon and c.status != "pending"]
-    program, params = propose(rng, root, seen, regression, startup)
+    program, params = propose(rng, root, seen, regression, startup, tracks)
     return root.id, program, params
 
 

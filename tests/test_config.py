@@ -22,7 +22,7 @@ def test_defaults_sections_and_cascade_switch():
 def test_flat_view_round_trips():
     cfg = RunConfig(track="single_ar", population=8, llm_rate=0.25, audit_every=5, finalists=1)
     flat = cfg.flat()
-    assert set(flat) == set(FLAT) | {"track", "steps"}
+    assert set(flat) == set(FLAT) | {"track", "tracks", "steps"}
     assert RunConfig(**flat) == cfg
 
 

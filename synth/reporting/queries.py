@@ -60,6 +60,42 @@ def search_result(db: RunDB, cand: Candidate) -> EvalResult | None:
     return None
 
 
+def run_tracks(config: dict) -> list[str]:
+    """The tracks a run scores every candidate on, in order (runs before multi-track search: its one track)."""
+    return list(config.get("tracks") or [config["track"]])
+
+
+def track_verdicts(db: RunDB, cand: Candidate) -> dict[str, str] | None:
+    """A multi-track run's verdict on each track (a duplicate's are its twin's): the benchmark's words for a
+    full run, `stopped @ S (...)` for a run its gate stopped, `not run` after a track that stopped it.
+    None for a one-track run, whose verdict is `search_result`'s."""
+    config = db.config()
+    tracks = run_tracks(config)
+    if len(tracks) < 2:
+        return None
+    full, proxy = full_steps(config), config.get("proxy_steps")
+    verdicts = {}
+    for track in tracks:
+        runs = {ev.budget: EvalResult.model_validate(ev.result) for ev in db.evaluations(
+            candidate_id=cand.duplicate_of or cand.id, track=track, seed_set="benchmark") if ev.budget in (full, proxy)}
+        if full in runs:
+            verdicts[track] = describe(runs[full])
+        elif proxy in runs:
+            verdicts[track] = f"stopped @ {proxy} ({describe(runs[proxy])})"
+        else:
+            verdicts[track] = "not run"
+    return verdicts
+
+
+def verdict_of(db: RunDB, cand: Candidate, result: EvalResult | None = None) -> str:
+    """One line for tables and graphs: every track's verdict in a multi-track run, else the run's one."""
+    verdicts = track_verdicts(db, cand)
+    if verdicts is not None:
+        return " · ".join(f"{track} {text}" for track, text in verdicts.items())
+    result = result if result is not None else search_result(db, cand)
+    return describe(result) if result else cand.status
+
+
 def cascade_stats(db: RunDB) -> dict | None:
     """What the fidelity cascade saved, and how many good children its gate wrongly stopped.
 
@@ -108,7 +144,8 @@ def candidate_row(db: RunDB, cand: Candidate) -> dict:
     return {
         "id": cand.id, "generation": cand.generation, "operator": cand.operator, "model": cand.model,
         "parents": cand.parents, "status": cand.status, "fitness": cand.fitness,
-        "verdict": describe(result) if result else cand.status,
+        "verdict": verdict_of(db, cand, result),
+        "tracks": track_verdicts(db, cand),
         "benchmark": result.benchmark_record() if result else None,
         "heldout": heldout_summary(db, cand.id),
         "genome": cand.genome,
@@ -130,7 +167,7 @@ def llm_cost(db: RunDB, cand_id: int) -> dict | None:
 def leaderboard(db: RunDB, k: int) -> dict:
     top = [c for c in db.top(k * 4 + 10) if c.status == "scored"][:k]
     return {
-        "track": db.config()["track"],
+        "track": ",".join(run_tracks(db.config())),
         "top": [candidate_row(db, c) for c in top],
         "operators": db.operator_stats(),
         "llm": db.llm_totals(),
@@ -172,7 +209,7 @@ def ancestry_dot(db: RunDB, cand_id: int) -> str:
     for cid in sorted(nodes):
         cand = nodes[cid]
         result = search_result(db, cand)
-        label = f"#{cid} gen {cand.generation}\\n{describe(result) if result else cand.status}"
+        label = f"#{cid} gen {cand.generation}\\n{verdict_of(db, cand, result)}"
         style = ', style=filled, fillcolor="#c8f7c5"' if cid == cand_id else ""
         lines.append(f'  n{cid} [label="{label}"{style}];')
     for cid in sorted(nodes):
@@ -330,7 +367,7 @@ def lineage_graph(db: RunDB, elite: int = ELITE) -> dict:
         out_nodes.append({
             "id": c.id, "generation": c.generation, "col": col[c.generation], "row": row[c.id],
             "operator": c.operator, "model": c.model, "parents": c.parents, "status": c.status,
-            "fitness": _finite(c.fitness), "verdict": describe(result) if result else c.status,
+            "fitness": _finite(c.fitness), "verdict": verdict_of(db, c, result),
             "elite": rank.get(c.id), "kind": c.kind,
             "diff": edge_diff(parent, c) if parent else "",
             "code": c.genome or c.source if parent is None else "",

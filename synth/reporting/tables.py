@@ -14,17 +14,29 @@ def llm_cell(row: dict) -> str:
     return f"{cost['tokens_in'] + cost['tokens_out']} tok ${cost['cost_usd']:.4f}" if cost else "-"
 
 
+def verdict_columns(rows: list[dict]) -> list[str]:
+    """A multi-track run gets a verdict column per track; a one-track run the one `verdict`."""
+    tracks = next((row["tracks"] for row in rows if row.get("tracks")), None)
+    return list(tracks) if tracks else ["verdict"]
+
+
+def verdict_cells(row: dict, columns: list[str]) -> list[str]:
+    return [row["verdict"]] if columns == ["verdict"] else [(row.get("tracks") or {}).get(t, "-") for t in columns]
+
+
 def render_leaderboard(console: Console, board: dict) -> None:
     table = Table(title=f"leaderboard{' - ' + board['track'] if board.get('track') else ''}")
     with_llm = any(row.get("llm") for row in board["top"])
-    for col in ("rank", "id", "gen", "operator", "fitness", "verdict", "held-out mean ± std") + (("LLM",) * with_llm):
+    verdicts = verdict_columns(board["top"])
+    for col in ("rank", "id", "gen", "operator", "fitness", *verdicts, "held-out mean ± std") + (("LLM",) * with_llm):
         table.add_column(col)
     for rank, row in enumerate(board["top"], 1):
         held = row["heldout"]
         held_text = f"{held['mean']:.4g} ± {held['std']:.2g} (k={held['k']})" if held else "-"
         op = row["operator"] + (f" ({row['model']})" if row["model"] else "")
         table.add_row(str(rank), str(row["id"]), str(row["generation"]), op,
-                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"], held_text,
+                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", *verdict_cells(row, verdicts),
+                      held_text,
                       *((llm_cell(row),) * with_llm))
     console.print(table)
     if board.get("counts"):
@@ -54,12 +66,13 @@ def render_leaderboard(console: Console, board: dict) -> None:
 def render_ancestry(console: Console, chain: list[dict], with_diff: bool) -> None:
     table = Table(title=f"lineage of #{chain[-1]['id']}" if chain else "lineage")
     with_llm = any(row.get("llm") for row in chain)
-    for col in ("id", "gen", "operator", "parents", "fitness", "verdict") + (("LLM", "idea") * with_llm):
+    verdicts = verdict_columns(chain)
+    for col in ("id", "gen", "operator", "parents", "fitness", *verdicts) + (("LLM", "idea") * with_llm):
         table.add_column(col)
     for row in chain:
         op = row["operator"] + (f" ({row['model']})" if row["model"] else "")
         table.add_row(str(row["id"]), str(row["generation"]), op, ",".join(map(str, row["parents"])) or "-",
-                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", row["verdict"],
+                      f"{row['fitness']:.4f}" if row["fitness"] is not None else "-", *verdict_cells(row, verdicts),
                       *((llm_cell(row), row.get("idea") or "-") * with_llm))
     console.print(table)
     for row in chain:
