@@ -1,48 +1,28 @@
 """synth's command line: thin typer commands over the packages (nothing imports this module).
 
+The commands that run work (eval, evolve, baseline, export) are here; those that read a run are in
+synth/commands/runs.py and `providers` in synth/commands/providers.py.
 Exit codes: 0 done; 1 the candidate was rejected, its run failed, or an export did not verify;
 2 bad input (usage, config value, missing file, corrupt or foreign run directory); 130 interrupted.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from synth.commands import providers as providers_command
+from synth.commands import runs
+from synth.commands.common import (EXIT_FAILED, EXIT_INTERRUPTED, TRACK_HELP, console, errors, fail, open_run,
+                                   print_json)
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="synth: evolve neural-network optimizers for the caffeine attention benchmark.")
-console = Console()
-errors = Console(stderr=True)
-
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-TRACK_HELP = "random_teacher, single_ar or mqar"
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def print_json(data) -> None:
-    from synth.reporting.queries import strict_json
-
-    sys.stdout.write(strict_json(data) + "\n")
-
-
-def open_run(run_dir: Path):
-    from population.db import RunDB, RunDirError
-
-    try:
-        return RunDB.open(run_dir)
-    except RunDirError as err:
-        fail(str(err))
 
 
 # ---------------------------------------------------------------------------- tracks
@@ -253,51 +233,9 @@ def baseline(
         console.print(f"next: synth show {run_dir} | synth export {run_dir} --out best/", highlight=False)
 
 
-# ---------------------------------------------------------------------------- show / lineage / export
-@app.command()
-def show(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    top: int = typer.Option(10, "--top", "-k", min=1, help="How many candidates."),
-    as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
-) -> None:
-    """The run's leaderboard, operator statistics and LLM spend."""
-    from synth.reporting.queries import leaderboard
-    from synth.reporting.tables import render_leaderboard
-
-    db = open_run(run_dir)
-    with db:
-        board = leaderboard(db, top)
-    if as_json:
-        print_json(board)
-    else:
-        render_leaderboard(console, board)
-
-
-@app.command()
-def lineage(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    candidate: Optional[int] = typer.Argument(None, help="Candidate id (default: the best)."),
-    diff: bool = typer.Option(False, "--diff", help="Show the code change along each edge."),
-    as_json: bool = typer.Option(False, "--json", help="Print the ancestry as JSON."),
-    dot: bool = typer.Option(False, "--dot", help="Print the ancestry graph as Graphviz DOT."),
-) -> None:
-    """Who begat whom: the ancestry of a candidate back to its seeds."""
-    from synth.reporting.queries import ancestry, ancestry_dot, resolve_candidate
-    from synth.reporting.tables import render_ancestry
-
-    db = open_run(run_dir)
-    with db:
-        try:
-            cand_id = resolve_candidate(db, candidate)
-        except ValueError as err:
-            fail(str(err))
-        chain = ancestry(db, cand_id)
-        if dot:
-            sys.stdout.write(ancestry_dot(db, cand_id))
-        elif as_json:
-            print_json(chain)
-        else:
-            render_ancestry(console, chain, with_diff=diff)
+# ---------------------------------------------------------------------------- reading a run, export
+app.command()(runs.show)
+app.command()(runs.lineage)
 
 
 @app.command()
@@ -354,112 +292,10 @@ def export(
         console.print(f"wrote {path}")
 
 
-# ---------------------------------------------------------------------------- llm
-@app.command("llm")
-def llm_calls(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    candidate: Optional[int] = typer.Argument(None, help="Only the calls that made this candidate."),
-    full: bool = typer.Option(True, "--full/--table", help="Print each prompt and reply (default), or the table only."),
-    as_json: bool = typer.Option(False, "--json", help="Print the calls as JSON."),
-) -> None:
-    """A run's LLM calls: prompts, replies, outcomes, tokens, cost and latency."""
-    from synth.llm_log import call_rows, render_calls
-
-    db = open_run(run_dir)
-    with db:
-        if candidate is not None and db.get_candidate(candidate) is None:
-            fail(f"no candidate {candidate} in this run")
-        rows = call_rows(db, candidate)
-    if as_json:
-        print_json(rows)
-    else:
-        render_calls(console, rows, full)
-
-
-# ---------------------------------------------------------------------------- providers / report / plot
-@app.command()
-def providers(
-    llm: Optional[List[str]] = typer.Option(None, "--llm", help="Model specs to check, as for evolve."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file whose llm entries to check."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
-) -> None:
-    """The installed LLM providers, the models configured, and whether their keys are present."""
-    from synth.config import ConfigError, load_config
-    from synth.llm.registry import installed_providers
-    from synth.llm.spec import key_status, parse_llm_spec
-
-    try:
-        specs = [parse_llm_spec(s) for s in (llm or (load_config(config, {}).llm.models if config else []))]
-    except (ValueError, ConfigError) as err:
-        fail(str(err))
-    installed = installed_providers()
-    models = [{"spec": s.label, "provider": s.provider, "installed": s.provider in installed,
-               "key": key_status(s), "weight": s.weight, "temperature": s.temperature, "max_tokens": s.max_tokens}
-              for s in specs]
-    if as_json:
-        print_json({"providers": installed, "models": models})
-        return
-    table = Table(title="LLM providers (entry-point group synth.providers)")
-    table.add_column("provider")
-    table.add_column("implementation")
-    for name, target in sorted(installed.items()):
-        table.add_row(name, target)
-    console.print(table)
-    if models:
-        table = Table(title="configured models")
-        for col in ("spec", "installed", "key", "weight", "temperature", "max tokens"):
-            table.add_column(col)
-        for m in models:
-            table.add_row(m["spec"], "yes" if m["installed"] else "[red]no[/]", m["key"], f"{m['weight']:g}",
-                          f"{m['temperature']:g}", str(m["max_tokens"]))
-        console.print(table)
-    else:
-        console.print("no models configured: pass --llm PROVIDER:MODEL or --config FILE", highlight=False)
-
-
-@app.command()
-def report(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default RUN_DIR/report.html)."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A `synth baseline` run on the same track to compare against at equal cost."),
-) -> None:
-    """One self-contained HTML page: progress, generations, operators, the elite's lineage, top table."""
-    from synth.reporting.html import write_report
-
-    db = open_run(run_dir)
-    reference = open_run(baseline) if baseline is not None else None
-    if reference is not None and reference.config().get("track") != db.config().get("track"):
-        fail(f"{baseline} is a run on track {reference.config().get('track')}, {run_dir} on "
-             f"{db.config().get('track')}: compare runs of one track")
-    with db:
-        try:
-            path = write_report(db, out or run_dir / "report.html", baseline=reference)
-        finally:
-            if reference is not None:
-                reference.close()
-    console.print(f"wrote {path}")
-
-
-@app.command()
-def plot(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    what: str = typer.Option("progress", "--what", help="progress, operators or lineage."),
-    out: Path = typer.Option(..., "--out", "-o", help="Image file: .png, .svg or .pdf."),
-) -> None:
-    """The report's figures as PNG, SVG or PDF (matplotlib), for papers and issues."""
-    from synth.reporting.png import FORMATS, write_plot
-
-    if what not in ("progress", "operators", "lineage"):
-        fail(f"--what must be progress, operators or lineage, not {what!r}")
-    if out.suffix.lower().lstrip(".") not in FORMATS:
-        fail(f"--out {out}: unknown image suffix {out.suffix or '(none)'!r}; use .png, .svg or .pdf")
-    db = open_run(run_dir)
-    with db:
-        try:
-            path = write_plot(db, what, out)
-        except OSError as err:
-            fail(f"--out {out}: {err.strerror or err}")
-    console.print(f"wrote {path}")
+app.command("llm")(runs.llm_calls)
+app.command()(providers_command.providers)
+app.command()(runs.report)
+app.command()(runs.plot)
 
 
 if __name__ == "__main__":
