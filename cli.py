@@ -63,7 +63,7 @@ def eval_file(
     from evaluator.pool import parse_devices
     from evaluator.sandbox import Limits, Sandbox
     from evaluator.tracks import get_track, seed_set as parse_seed_set
-    from synth.fitness import describe
+    from synth.search.fitness import describe
 
     try:
         get_track(track)
@@ -137,8 +137,8 @@ def evolve(
     from population.db import RunDB, RunDirError
     from population.rundir import check_new_run_dir, lock_run_dir
     from synth.config import ConfigError, load_config
-    from synth.engine import NothingAlive
-    from synth.runner import SetupError, preflight, run_evolution
+    from synth.search.engine import NothingAlive
+    from synth.search.runner import SetupError, preflight, run_evolution
 
     overrides = dict(track=track, generations=generations, population=population, seed=seed, workers=workers,
                      devices=devices, backend=backend, ray_address=address, steps=steps, proxy_steps=proxy_steps, proxy_quantile=proxy_quantile,
@@ -197,7 +197,7 @@ def baseline(
 ) -> None:
     """Tune a standard optimizer with Optuna (seeded TPE), scored like evolve: the bar a search must clear."""
     from population.db import RunDB, RunDirError
-    from synth.baseline import load_baseline_config, run_baseline
+    from synth.baseline.study import load_baseline_config, run_baseline
     from synth.config import ConfigError
 
     overrides = dict(track=track, optimizer=optimizer, trials=trials, seed=seed, workers=workers, steps=steps,
@@ -261,9 +261,9 @@ def export(
 
     from population.db import RunDirError
     from population.rundir import lock_run_dir
-    from synth.export import ExportMismatch, check_out_dir, export_candidate
+    from synth.winners.export import ExportMismatch, check_out_dir, export_candidate
     from synth.reporting.queries import resolve_candidate
-    from synth.transfer import parse_seed_kinds, parse_tracks
+    from synth.winners.transfer import parse_seed_kinds, parse_tracks
 
     try:
         tracks, kinds = parse_tracks(transfer), parse_seed_kinds(transfer_seeds)

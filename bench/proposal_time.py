@@ -34,8 +34,8 @@ from population.records import Candidate  # noqa: E402
 from population.selection import ALIVE_STATUSES, alive  # noqa: E402
 from primitives.seeds import seed_programs  # noqa: E402
 from synth.config import RunConfig  # noqa: E402
-from synth.engine import Evolution  # noqa: E402
-from synth.tune import TRIALS_PER_ROOT, constant_sites  # noqa: E402
+from synth.search.engine import Evolution  # noqa: E402
+from synth.genetic.tune import TRIALS_PER_ROOT, constant_sites  # noqa: E402
 
 CONFIG = RunConfig(track="single_ar", population=16, elites=2, seed=0, steps=400, finalists=0)
 TUNED_ROOT = 20  # a child whose structure has tune trials in every database built here

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from population.db import RunDB
-from synth.fitness import describe
+from synth.search.fitness import describe
 from synth.reporting.queries import search_result
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ default `synth evolve --generations G`, then prints, for both: the cost in full-
 evaluations (cascade savings counted for both), the elite on the benchmark seeds (verdict and eval
 curve) and on 3 held-out seed sets (mean fitness), and the best so far against cost.
 The search beats the baseline when its elite passes earlier, or passes at the same step with a
-higher accuracy one eval point earlier (synth/fitness.py orders exactly so); on the held-out mean too.
+higher accuracy one eval point earlier (synth/search/fitness.py orders exactly so); on the held-out mean too.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from population.db import RunDB  # noqa: E402
-from synth.compare import comparison  # noqa: E402
+from synth.baseline.compare import comparison  # noqa: E402
 
 
 def run(*args: str) -> None:

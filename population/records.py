@@ -34,14 +34,14 @@ class Candidate(BaseModel):
     fingerprint: Optional[str] = None  # what it computes on the probe problem, for deduplication
     status: Status = "pending"
     duplicate_of: Optional[int] = None  # the scored twin whose fitness a duplicate shares
-    fitness: Optional[float] = None  # higher is better (synth/fitness.py); None until scored or if it failed
+    fitness: Optional[float] = None  # higher is better (synth/search/fitness.py); None until scored or if it failed
     created_at: float = Field(default_factory=time.time)
     timings: dict = Field(default_factory=dict)  # seconds spent (probe_s)
     cascade: Optional["GateOutcome"] = None  # the fidelity gate's plan for its run, and what it decided
 
 
 class GatePlan(BaseModel):
-    """Where a child's run is gated (synth/cascade.py decides; evaluator/loop.py's Gate applies it)."""
+    """Where a child's run is gated (synth/search/cascade.py decides; evaluator/loop.py's Gate applies it)."""
 
     model_config = ConfigDict(frozen=True)
 

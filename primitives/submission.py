@@ -1,7 +1,7 @@
 """The `Submission` class every generated optimizer file shares, written once: the contract's
 `__init__(self, params)` and a `step(closure)` that runs the closure with gradients on and returns its
 loss. The program renderer (program.py), the compiler (compile.py) and `synth baseline`'s optimizers
-(synth/baseline_optimizers.py) give only what differs: the defaults, the update, extra methods.
+(synth/baseline/optimizers.py) give only what differs: the defaults, the update, extra methods.
 """
 
 from __future__ import annotations

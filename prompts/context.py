@@ -15,7 +15,7 @@ class CandidateInfo(BaseModel):
     """One candidate as a prompt shows it: its code, its genome if any, and how it scored."""
 
     id: str
-    fitness: Optional[float] = None  # higher is better (synth.fitness)
+    fitness: Optional[float] = None  # higher is better (synth.search.fitness)
     source: str = ""  # the rendered Submission file
     program: Optional[str] = None  # program text; None for a code-only candidate
     summary: str = ""  # the benchmark record in a line or two (see `record_summary`)

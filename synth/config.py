@@ -19,8 +19,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synth.operators import GENETIC_WEIGHTS, LLM_WEIGHTS
-from synth.variation import DEFAULT_LIMITS, BloatLimits
+from synth.search.operators import GENETIC_WEIGHTS, LLM_WEIGHTS
+from synth.genetic.variation import DEFAULT_LIMITS, BloatLimits
 
 
 def full_steps(track: str, steps: Optional[int]) -> int:
@@ -74,7 +74,7 @@ class SearchConfig(Section):
     seeds: Optional[list[str]] = Field(None, description="seed programs to start from (default: all)")
     operator_weights: dict[str, float] = Field(default_factory=lambda: dict(GENETIC_WEIGHTS))
     tune_seeds: int = Field(2, ge=0, description="the first children tune each seed's constants this many "
-                                                "times (synth/tune.py), before any other operator")
+                                                "times (synth/genetic/tune.py), before any other operator")
     tune_trials: int = Field(8, ge=1, description="tune trials per structure, then perturb_constants instead")
     tune_startup: int = Field(3, ge=0, description="random tune trials around a root before TPE models them")
     max_proposal_tries: int = Field(8, ge=1, description="tries per child before giving up on a valid one")

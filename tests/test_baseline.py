@@ -114,7 +114,7 @@ def recall_run(run: Path, config: dict, runs: list[tuple[int, int, str, list[flo
 
 def test_comparison_counts_cascade_savings_and_ranks_passes_by_the_earlier_point(tmp_path):
     from population.db import RunDB
-    from synth.compare import comparison
+    from synth.baseline.compare import comparison
     from synth.reporting.html import write_report
 
     # search: a run screened at step 10 (a quarter of the budget), then a pass at 30 that was at 0.95 at 20

@@ -191,7 +191,7 @@ def test_every_generated_file_shares_the_one_submission_class_skeleton():
     all take `__init__` and the closure handling from primitives/submission.py, and pass the policy."""
     from evaluator.policy import check_source
     from primitives.submission import STEP
-    from synth.baseline_optimizers import render
+    from synth.baseline.optimizers import render
 
     program = seed_programs()["adam"]
     lion = render("lion", {"lr": 1e-3, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0})

@@ -5,7 +5,7 @@ import pydantic
 import pytest
 
 from synth.config import FLAT, ConfigError, RunConfig, load_config
-from synth.operators import GENETIC_WEIGHTS
+from synth.search.operators import GENETIC_WEIGHTS
 from tests.conftest import synth_cli
 
 

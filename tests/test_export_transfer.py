@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from synth.lineage_model import LineageRecord, schema_text
-from synth.transfer import parse_seed_kinds, parse_tracks, scoring_limits, transfer_steps
+from synth.winners.lineage_model import LineageRecord, schema_text
+from synth.winners.transfer import parse_seed_kinds, parse_tracks, scoring_limits, transfer_steps
 from tests.conftest import ROOT, synth_cli
 
 SCHEMA = ROOT / "docs" / "lineage.schema.json"
@@ -132,7 +132,7 @@ def test_transfer_choices_and_limits():
 
 
 def test_published_schema_is_current():
-    """docs/lineage.schema.json is generated from synth/lineage_model.py; a stale copy is rewritten
+    """docs/lineage.schema.json is generated from synth/winners/lineage_model.py; a stale copy is rewritten
     here and the test fails, so the change gets committed."""
     current = schema_text()
     if not SCHEMA.exists() or SCHEMA.read_text() != current:

@@ -12,9 +12,9 @@ from population.db import RunDB
 from population.records import Candidate
 from primitives.seeds import seed_programs
 from synth.config import RunConfig
-from synth.genetic import GeneticProposer, program_child
-from synth.lifecycle import PROPOSED, IllegalTransition, Lifecycle, check
-from synth.view import PopulationView, Queries, frozen
+from synth.genetic.proposer import GeneticProposer, program_child
+from synth.search.lifecycle import PROPOSED, IllegalTransition, Lifecycle, check
+from synth.search.view import PopulationView, Queries, frozen
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,7 @@ def test_a_hung_server_costs_one_deadline_not_retries_times_timeout(kind, server
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_a_two_megabyte_reply_is_read_and_capped_in_the_repair_prompt(kind, server):
     from prompts.render import ATTEMPT_CAP
-    from synth.llm_operators import ProposalRun
+    from synth.llm.operators import ProposalRun
 
     try:
         from tests.test_llm_operators import context

@@ -14,7 +14,7 @@ from prompts.render import CandidateInfo, PromptContext
 from synth.llm.base import Completion, LLMUnavailable
 from synth.llm.ensemble import LLMEnsemble
 from synth.llm.spec import LLMSpec
-from synth.llm_operators import Proposal, propose
+from synth.llm.operators import Proposal, propose
 
 try:
     from tests.llm_servers import FakeLLMServer, openai_reply
@@ -213,7 +213,7 @@ def test_unknown_operator():
 
 
 def test_a_python_child_gets_its_own_docstring_not_its_ancestors():
-    from synth.llm_operators import check_reply
+    from synth.llm.operators import check_reply
 
     parent = Program.from_text(PARENT_PROGRAM).render(title="synth mqar candidate, operator mutate_node")
     ctx = context(source=parent)
@@ -226,7 +226,7 @@ def test_a_python_child_gets_its_own_docstring_not_its_ancestors():
 
 
 def test_a_policy_error_quotes_the_line_the_model_never_saw():
-    from synth.llm_operators import Rejected, check_reply
+    from synth.llm.operators import Rejected, check_reply
 
     reply = f"```python\nimport os\n{GOOD_FILE}```\n"
     with pytest.raises(Rejected, match=r"line 1: \[import\].*\(the line: `import os`\)"):
@@ -234,7 +234,7 @@ def test_a_policy_error_quotes_the_line_the_model_never_saw():
 
 
 def test_the_models_name_and_description_are_kept():
-    from synth.llm_operators import rationale
+    from synth.llm.operators import rationale
 
     assert rationale("**NAME:** sign momentum\nDESCRIPTION: Adam's moments, sign update.\n```program\nx\n```") == (
         "sign momentum", "Adam's moments, sign update.")

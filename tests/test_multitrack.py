@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from synth.fitness import ADAMW_REFERENCE, combined, normalised, reference_fitness
+from synth.search.fitness import ADAMW_REFERENCE, combined, normalised, reference_fitness
 from tests.conftest import synth_cli
 
 SEEDS = 'seeds = ["adam", "lion", "rmsprop"]\nelites = 1\n'
@@ -143,7 +143,7 @@ def test_bad_track_lists_are_one_line_errors(tmp_path, tracks, said):
 
 def test_the_tuner_scores_a_stopped_trial_by_the_track_that_stopped_it():
     from population.records import Candidate, GateOutcome
-    from synth.tune import trial_value
+    from synth.genetic.tune import trial_value
 
     tracks = ("single_ar", "mqar")
     later = {"mqar": GateOutcome(steps=100, metric=0.5, promoted=False)}

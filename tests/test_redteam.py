@@ -170,7 +170,7 @@ def test_trust_checks_expose_cheats_that_need_no_escape():
     The noise-crasher looks for dense embedding gradients to recognise the probe: the probe's noise
     keeps the real gradients' zeros, so it never finds out, and its noise run ends normally."""
     from evaluator.pool import EvalJob, LocalPool
-    from synth.trust import assess
+    from synth.winners.trust import assess
 
     layout = (HOSTILE / "cheat_recall_layout.py").read_text()
     crasher = (HOSTILE / "cheat_noise_crash.py").read_text()
@@ -187,7 +187,7 @@ def test_trust_checks_expose_cheats_that_need_no_escape():
 def test_a_noise_run_that_does_not_finish_fails_gradient_dependence():
     """A candidate that could recognise the probe and crash on it must not pass by crashing."""
     from evaluator.record import EvalResult
-    from synth.trust import verdicts
+    from synth.winners.trust import verdicts
 
     base = dict(track="single_ar", max_steps=50, eval_every=50, train_samples=65536, eval_samples=4096,
                 batch_size=256)
@@ -205,7 +205,7 @@ def test_trust_thresholds_come_from_the_runs_config():
     """The held-out slack of `[trust]` decides the verdict; a run stored before it existed gets the default."""
     from evaluator.record import EvalResult
     from synth.config import RunConfig
-    from synth.trust import stored_trust, verdicts
+    from synth.winners.trust import stored_trust, verdicts
 
     base = dict(track="single_ar", max_steps=50, eval_every=50, train_samples=65536, eval_samples=4096,
                 batch_size=256)
@@ -221,7 +221,7 @@ def test_trust_thresholds_come_from_the_runs_config():
 def test_teacher_reconstruction_fails_the_dynamic_checks():
     """With the policy off, the seed-1729 cheat wins its own seeds, and the trust checks expose it."""
     from evaluator.pool import EvalJob, LocalPool
-    from synth.trust import assess
+    from synth.winners.trust import assess
 
     cheat = (HOSTILE / "teacher_from_seed_1729.py").read_text()
     with LocalPool(workers=2, limits=Limits(check_policy=False)) as pool:

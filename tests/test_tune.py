@@ -13,8 +13,8 @@ from population.records import Candidate
 from primitives.program import Program
 from primitives.seeds import SEED_PROGRAMS
 from synth.config import SearchConfig
-from synth.tune import OCTAVES, apply_factors, constant_sites, propose
-from synth.variation import live_text
+from synth.genetic.tune import OCTAVES, apply_factors, constant_sites, propose
+from synth.genetic.variation import live_text
 from tests.conftest import synth_cli
 
 NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?")

@@ -8,9 +8,9 @@ import pytest
 from primitives.program import Program
 from primitives.pset import Beta, is_constant
 from primitives.seeds import seed_programs
-from synth.operators import REGISTRY, choose
+from synth.search.operators import REGISTRY, choose
 from synth.config import RunConfig
-from synth.variation import DEFAULT_LIMITS, BloatLimits, perturbed
+from synth.genetic.variation import DEFAULT_LIMITS, BloatLimits, perturbed
 
 OPERATORS = {name: spec.fn for name, spec in REGISTRY.items() if spec.fn is not None}
 

@@ -65,7 +65,7 @@ def llm_calls(
     as_json: bool = typer.Option(False, "--json", help="Print the calls as JSON."),
 ) -> None:
     """A run's LLM calls: prompts, replies, outcomes, tokens, cost and latency."""
-    from synth.llm_log import call_rows, render_calls
+    from synth.llm.log import call_rows, render_calls
 
     db = open_run(run_dir)
     with db:

@@ -246,7 +246,7 @@ def draw_lineage(ax: Axes, graph: dict, title: str | None = None) -> Marks:
 
 # ============================================================================ search against baseline
 def draw_comparison(ax: Axes, sides: list[tuple[str, dict, str]]) -> Marks:
-    """Best fitness so far against cost, one step line per (name, side of synth.compare.comparison, colour)."""
+    """Best fitness so far against cost, one step line per (name, side of synth.baseline.compare.comparison, colour)."""
     for name, side, color in sides:
         pts = [p for p in side["points"] if p["fitness"] is not None]
         if pts:

@@ -135,14 +135,14 @@ def _top_table(board: dict) -> str:
 def _baseline_section(db: RunDB, baseline: RunDB | None) -> str:
     if baseline is None:
         return ""
-    from synth.compare import comparison_html
+    from synth.baseline.compare import comparison_html
 
     return comparison_html(db, baseline)
 
 
 def write_report(db: RunDB, out_path: Path, baseline: RunDB | None = None) -> Path:
     """Writes the run's report as one self-contained HTML file (no network needed to view it); with
-    `baseline` (a `synth baseline` run), a section comparing the two at equal cost (synth/compare.py)."""
+    `baseline` (a `synth baseline` run), a section comparing the two at equal cost (synth/baseline/compare.py)."""
     out_path = Path(out_path)
     board = leaderboard(db, TOP)
     series, gens, ops, graph = progress_series(db), generation_scores(db), operator_rows(db), lineage_graph(db)

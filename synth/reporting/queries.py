@@ -14,7 +14,7 @@ import statistics
 from evaluator.record import EvalResult
 from population.db import RunDB
 from population.records import Candidate
-from synth.fitness import describe
+from synth.search.fitness import describe
 
 ELITE = 3  # the lineage graph shows the ancestry of this many best candidates
 
@@ -271,7 +271,7 @@ def _target(track: str) -> dict:
     """The fitness that meets the track's target, for the line the progress charts draw."""
     try:
         from evaluator.tracks import get_track
-        from synth.fitness import target_fitness
+        from synth.search.fitness import target_fitness
 
         spec = get_track(track)
     except Exception:

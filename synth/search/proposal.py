@@ -1,6 +1,6 @@
 """The one interface behind which children are made, and the one through which they are scored.
 
-A `Proposer` (synth/genetic.py, synth/llm_variation.py) gets a read-only view of the population
+A `Proposer` (synth/genetic/proposer.py, synth/llm/proposer.py) gets a read-only view of the population
 and the engine's RNG and gives back a `Proposal`: admitted children to commit now, or none yet (an
 LLM call in flight, committed when it returns). A `Backend` (evaluator/pool.py's LocalPool,
 evaluator/ray_backend.py's RayPool) probes a child's source and runs its evaluations.
@@ -15,7 +15,7 @@ from typing import Optional, Protocol
 
 from evaluator.pool import EvalJob
 from population.records import Candidate
-from synth.view import PopulationView
+from synth.search.view import PopulationView
 
 
 @dataclass

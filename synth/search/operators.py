@@ -1,8 +1,8 @@
 """The one operator registry: every way a child is made, with its number of parents and default weight.
 
-Genetic operators are plain functions `fn(rng, parents) -> (Program, params)` (synth/variation.py).
-`tune` (synth/tune.py) needs the study of its structure's earlier trials, and the LLM operators a
-model call (synth/llm_variation.py): their proposers run them, the registry only names them.
+Genetic operators are plain functions `fn(rng, parents) -> (Program, params)` (synth/genetic/variation.py).
+`tune` (synth/genetic/tune.py) needs the study of its structure's earlier trials, and the LLM operators a
+model call (synth/llm/proposer.py): their proposers run them, the registry only names them.
 Weights in a run's config are merged over these defaults (synth/config.py) and drawn by `choose`.
 """
 
@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from synth.variation import (Operator, crossover, mutate_insert, mutate_node, mutate_shrink, mutate_subtree,
+from synth.genetic.variation import (Operator, crossover, mutate_insert, mutate_node, mutate_shrink, mutate_subtree,
                              perturb_constants)
 
 

@@ -2,7 +2,7 @@
 
     propose("llm_edit", "program", ctx, ensemble, rng) -> Proposal
 
-Named in the operator registry (synth/operators.py) beside the genetic ones. A reply is only
+Named in the operator registry (synth/search/operators.py) beside the genetic ones. A reply is only
 accepted after it applied / parsed / passed the policy check; otherwise the error goes back to the
 model in a repair round (prompts/repair.txt), up to `max_repairs` times. Nothing unchecked is
 returned with ok=True. Every call, good or bad, is in `Proposal.calls` for the run database.

@@ -12,11 +12,11 @@ from evaluator.pool import EvalJob, LocalPool
 from evaluator.record import EvalResult
 from evaluator.tracks import TRACK_NAMES, get_track
 from population.db import RunDB
-from synth.fitness import describe
+from synth.search.fitness import describe
 from synth.reporting.queries import (ancestry, full_steps, heldout_summary, run_tracks, search_result, strict_json,
                                      track_verdicts)
-from synth.lineage_model import LineageRecord, ScoredWith
-from synth.transfer import SEED_KINDS, Progress, run_device, scoring_limits, score_transfer, transfer_markdown
+from synth.winners.lineage_model import LineageRecord, ScoredWith
+from synth.winners.transfer import SEED_KINDS, Progress, run_device, scoring_limits, score_transfer, transfer_markdown
 
 
 class ExportMismatch(RuntimeError):
@@ -101,7 +101,7 @@ def export_candidate(db: RunDB, cand_id: int, out: Path, verify: bool = True, as
                     f"(final {rescored.final_metric()!r}) but the database holds {describe(stored)} "
                     f"(final {stored.final_metric()!r}); not exported")
         if assess and db.get_state(f"compliance/{cand.id}") is None:
-            from synth.trust import assess_and_record
+            from synth.winners.trust import assess_and_record
 
             if progress:
                 progress(f"checking candidate {cand.id} (held-out, gradients, permutation, horizon)", 0, 1)

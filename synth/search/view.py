@@ -15,7 +15,7 @@ from pydantic import ConfigDict
 from population.records import Candidate
 
 if TYPE_CHECKING:
-    from synth.cascade import GatePlan
+    from synth.search.cascade import GatePlan
 
 QUERIES = frozenset({"get_candidate", "candidates", "top", "lineage", "evaluations", "find_by_text",
                      "find_by_fingerprint", "count", "alive", "seeds_to_tune", "ranked_programs", "tune_trials",

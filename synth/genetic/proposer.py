@@ -1,4 +1,4 @@
-"""The genetic proposer: a child from the registry's operators (synth/operators.py), or a `tune` trial.
+"""The genetic proposer: a child from the registry's operators (synth/search/operators.py), or a `tune` trial.
 
 It tries operators until a child passes the probe (failed tries are kept, as `invalid`); an edit
 that computes what its parent computes is redrawn at no cost. The first `tune_seeds` x seeds
@@ -16,11 +16,11 @@ from population.records import Candidate
 from population.selection import select_parents
 from primitives.program import Program
 from synth.config import RunConfig
-from synth.operators import REGISTRY, choose
-from synth.proposal import Proposal
-from synth.tune import tune_child
-from synth.variation import live_text
-from synth.view import PopulationView
+from synth.search.operators import REGISTRY, choose
+from synth.search.proposal import Proposal
+from synth.genetic.tune import tune_child
+from synth.genetic.variation import live_text
+from synth.search.view import PopulationView
 
 
 class GeneticProposer:

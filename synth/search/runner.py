@@ -15,8 +15,8 @@ from rich.text import Text
 from evaluator.sandbox import Limits
 from population.db import RunDB
 from synth.config import ExecutionConfig, RunConfig, TrustConfig
-from synth.engine import Evolution
-from synth.progress import Progress
+from synth.search.engine import Evolution
+from synth.search.progress import Progress
 
 LLM_OFF = ("LLM edits are off (genetic operators only). Turn them on with --llm openai:MODEL "
            "(OPENAI_API_KEY), --llm anthropic:MODEL (ANTHROPIC_API_KEY) or --llm "
@@ -40,7 +40,7 @@ def make_llm(cfg: RunConfig, db: RunDB, console: Console):
         console.print(f"[yellow]{LLM_OFF}[/]" if not cfg.llm.models else
                       "[yellow]LLM configured but --llm-rate is 0: LLM edits are off.[/]", highlight=False)
         return None
-    from synth.llm_variation import LLMVariation
+    from synth.llm.proposer import LLMVariation
 
     return LLMVariation(cfg, db, notice=lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False))
 
@@ -208,9 +208,9 @@ def stopped_early(console: Console, progress: Progress) -> None:
 
 def assess_finalists(db: RunDB, trust: TrustConfig, pool, console: Console, progress: Progress,
                      on_progress=None) -> None:
-    """The top candidates, re-scored on held-out seeds and checked for compliance (synth/trust.py).
+    """The top candidates, re-scored on held-out seeds and checked for compliance (synth/winners/trust.py).
     With `on_progress` (the live view), each finalist's verdict is printed as it comes."""
-    from synth.trust import assess_and_record, passed
+    from synth.winners.trust import assess_and_record, passed
 
     finalists = [c for c in db.top(trust.finalists * 4 + 10) if c.status == "scored"][:trust.finalists]
     todo = [c for c in finalists if db.get_state(f"compliance/{c.id}") is None]

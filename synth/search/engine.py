@@ -7,10 +7,10 @@ before it (the *window*). Proposing waits in the rare case one of those is still
 everything younger may still be in flight. Hence a fixed `--seed` without an LLM gives the same
 candidates, with the same scores, whatever the number of workers or the order results come back in.
 
-Who does what: proposers make children from a read-only view (synth/genetic.py, and the LLM's in
-synth/llm_variation.py, which runs beside this loop and delivers its child when the model
-answers); synth/lifecycle.py admits them and writes every status; synth/cascade.py plans each
-child's gate and judges it; the backend (a `Backend`, synth/proposal.py) runs the evaluations.
+Who does what: proposers make children from a read-only view (synth/genetic/proposer.py, and the LLM's in
+synth/llm/proposer.py, which runs beside this loop and delivers its child when the model
+answers); synth/search/lifecycle.py admits them and writes every status; synth/search/cascade.py plans each
+child's gate and judges it; the backend (a `Backend`, synth/search/proposal.py) runs the evaluations.
 
 Each child is committed together with the RNG state that made it and the engine's child counter;
 each evaluation is keyed by (candidate, track, seed set, steps). A run killed at any moment
@@ -31,14 +31,14 @@ from evaluator.tracks import get_track
 from population.db import RunDB
 from population.records import Candidate, Evaluation
 from primitives.seeds import seed_programs
-from synth import cascade
-from synth.cascade import GatePlan, TrackCascades
+from synth.search import cascade
+from synth.search.cascade import GatePlan, TrackCascades
 from synth.config import RunConfig
-from synth.genetic import GeneticProposer, program_child
-from synth.lifecycle import Lifecycle
-from synth.progress import Progress, generation_of, refresh
-from synth.proposal import Backend
-from synth.view import PopulationView, Queries, frozen
+from synth.genetic.proposer import GeneticProposer, program_child
+from synth.search.lifecycle import Lifecycle
+from synth.search.progress import Progress, generation_of, refresh
+from synth.search.proposal import Backend
+from synth.search.view import PopulationView, Queries, frozen
 
 
 class NothingAlive(RuntimeError):
@@ -62,7 +62,7 @@ class Evolution:
         self.db = db
         self.config = config
         self.pool = pool
-        self.llm = llm  # synth.llm_variation.LLMVariation or None
+        self.llm = llm  # synth.llm.proposer.LLMVariation or None
         self.on_progress = on_progress
         self.deadline = deadline  # time.time() after which no new child is proposed (--time-budget)
         self.tracks = list(config.tracks)  # scoring order, cheap first; the first is `config.track`

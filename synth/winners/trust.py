@@ -26,7 +26,7 @@ from evaluator.pool import EvalJob
 from evaluator.record import EvalResult
 from evaluator.tracks import get_track
 from synth.config import TrustConfig
-from synth.fitness import describe
+from synth.search.fitness import describe
 
 DEFAULT = TrustConfig()  # the thresholds (held-out slack and MSE factor, the noise seed) when none are given
 
@@ -127,7 +127,7 @@ def assess_and_record(db, pool, cand, k: int | None = None) -> dict:
     import time
 
     from population.records import Evaluation
-    from synth.fitness import fitness
+    from synth.search.fitness import fitness
 
     known = db.get_state(f"compliance/{cand.id}")
     if known is not None:

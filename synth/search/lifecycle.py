@@ -17,7 +17,7 @@ from typing import Optional
 from evaluator.record import EvalResult
 from population.db import RunDB
 from population.records import Candidate, Evaluation, GateOutcome
-from synth.fitness import combined, fitness
+from synth.search.fitness import combined, fitness
 
 PROPOSED = "proposed"
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -115,7 +115,7 @@ class Lifecycle:
                full_steps: int, gate: Optional[GateOutcome]) -> None:
         """Status and fitness from the evaluations, by track (in scoring order) then seed set: failed or
         screened (stopped by the gate) on the first track that was, else scored. One track's fitness is
-        the mean over its seed sets; several tracks' are combined (synth/fitness.py `combined`)."""
+        the mean over its seed sets; several tracks' are combined (synth/search/fitness.py `combined`)."""
         fits: dict[str, float] = {}
         status = "scored"
         for track, by_seed in evaluations.items():

@@ -28,7 +28,7 @@ from optuna.distributions import FloatDistribution
 from population.records import Candidate
 from primitives.program import Program
 from primitives.pset import Beta, Eps, is_constant, make_constant
-from synth.variation import perturbed
+from synth.genetic.variation import perturbed
 
 OCTAVES = {Beta: 5.0, Eps: 6.0}  # log2 range either side of the root's value (Scalar: the default)
 DEFAULT_OCTAVES = 4.0
@@ -63,11 +63,11 @@ def trial_value(cand: Candidate, regression: bool, tracks: tuple[str, ...] = ())
     multi-track run (`tracks`), the track whose gate stopped it stands for its worst track."""
     if cand.fitness is not None:
         return cand.fitness
-    from synth.cascade import gate_on, stored
+    from synth.search.cascade import gate_on, stored
 
     if cand.status == "screened" and len(tracks) > 1 and stored(cand) is not None:
         from evaluator.tracks import get_track
-        from synth.fitness import combined
+        from synth.search.fitness import combined
 
         for track in tracks:
             gate = gate_on(cand, track, tracks[0])
@@ -113,7 +113,7 @@ def tune_child(db, horizon: int, rng: random.Random, parent: Candidate, regressi
                tracks: tuple[str, ...] = ()) -> tuple[int, Program, dict] | None:
     """(root id, child, params) of the next trial of `parent`'s structure; None when the structure has had
     its `trials_per_root` trials or has no constants. Sees the trials below `horizon` (the engine's window);
-    `db` need only answer queries (synth/view.py)."""
+    `db` need only answer queries (synth/search/view.py)."""
     root = db.get_candidate(root_of(parent))
     if not root.genome or not constant_sites(Program.from_text(root.genome)):
         return None

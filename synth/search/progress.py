@@ -8,7 +8,7 @@ from typing import Optional
 
 from evaluator.record import EvalResult
 from population.db import RunDB
-from synth.fitness import describe
+from synth.search.fitness import describe
 
 
 @dataclass

@@ -25,7 +25,7 @@ from evaluator.sandbox import Limits
 from evaluator.tracks import TRACK_NAMES, get_track
 from population.db import RunDB
 from synth.config import CHEAP_FIRST  # random_teacher takes minutes per run on CPU
-from synth.fitness import describe
+from synth.search.fitness import describe
 
 SEED_KINDS = ("benchmark", "heldout")
 

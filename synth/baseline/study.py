@@ -27,12 +27,12 @@ from evaluator.pool import EvalJob
 from evaluator.tracks import get_track
 from population.db import RunDB
 from population.records import Candidate, Evaluation
-from synth.baseline_optimizers import distributions, hyperparameters, render
-from synth import cascade
-from synth.cascade import Cascade
+from synth.baseline.optimizers import distributions, hyperparameters, render
+from synth.search import cascade
+from synth.search.cascade import Cascade
 from synth.config import CascadeConfig, ExecutionConfig, TrustConfig, full_steps, gated_step
-from synth.fitness import fitness
-from synth.tune import trial_value
+from synth.search.fitness import fitness
+from synth.genetic.tune import trial_value
 
 IDENTITY_FIELDS = ("kind", "track", "optimizer", "seed", "steps", "batch", "startup", "proxy_steps", "proxy_quantile")
 
@@ -201,10 +201,10 @@ class Baseline:
 # ---------------------------------------------------------------------- `synth baseline` end to end
 def run_baseline(db: RunDB, cfg: BaselineConfig, console, quiet: bool = False) -> dict:
     """Runs (or resumes) the study, assesses the best trial on held-out seeds, returns the summary."""
-    from synth.fitness import describe
+    from synth.search.fitness import describe
     from synth.reporting.queries import leaderboard, search_result
-    from synth.progress import Progress
-    from synth.runner import assess_finalists, make_pool
+    from synth.search.progress import Progress
+    from synth.search.runner import assess_finalists, make_pool
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.time()

@@ -27,15 +27,15 @@ from evaluator.tracks import get_track
 from population.records import Candidate, LLMCall
 from population.selection import select_parents
 from prompts.context import CandidateInfo, PromptContext
-from synth.fitness import formula
+from synth.search.fitness import formula
 from synth.llm.base import Completion, LLMError
 from synth.llm.ensemble import BudgetExhausted, LLMEnsemble, Ticket
 from synth.llm.pricing import price_of
 from synth.llm.spec import KEY_ENV, key_env, parse_llm_spec, resolve_key
-from synth.llm_operators import ProposalRun, call_record
-from synth.operators import choose
-from synth.proposal import Proposal
-from synth.view import PopulationView
+from synth.llm.operators import ProposalRun, call_record
+from synth.search.operators import choose
+from synth.search.proposal import Proposal
+from synth.search.view import PopulationView
 
 
 def in_thread(fn, *args) -> Future:
@@ -148,7 +148,7 @@ class LLMVariation:
     def finish(self, future: Future, lifecycle) -> Optional[tuple[Optional[Candidate], Pending]]:
         """Take one returned call (engine thread). None while the proposal goes on; else (child or None
         when no candidate came of it, the proposal) for the engine to commit. `lifecycle`
-        (synth/lifecycle.py) admits the child or records it as invalid."""
+        (synth/search/lifecycle.py) admits the child or records it as invalid."""
         pending = self.running.pop(future)
         run, ticket = pending.run, pending.ticket
         try:

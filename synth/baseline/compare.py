@@ -4,7 +4,7 @@ bench/search_vs_baseline.py show.
 Cost is counted in full-budget-equivalent evaluations: a search run of `steps` training steps costs
 steps / full_steps of one (a run screened by the cascade at step 100 of 400 costs 0.25), so the
 cascade's savings count for whichever side has them and nothing else does. Fitness is recomputed
-from the stored records with today's `synth.fitness`, so two runs made under different versions
+from the stored records with today's `synth.search.fitness`, so two runs made under different versions
 compare on the same scale.
 """
 
@@ -14,7 +14,7 @@ import statistics
 
 from evaluator.record import EvalResult
 from population.db import RunDB
-from synth.fitness import describe, fitness
+from synth.search.fitness import describe, fitness
 from synth.reporting.queries import full_steps
 
 
