@@ -269,6 +269,13 @@ def cosine_decay(t, horizon=400):
     return 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), horizon) / horizon))
 
 
+def wsd_decay(t, horizon=400, tail=0.25):
+    """Warmup-stable-decay's tail (Hu et al. 2024, MiniCPM): 1 until the last `tail` of the horizon, then
+    linear to 0. The rate stays whole while the recall tracks are still learning and anneals before the
+    final evaluation, which random_teacher's MSE rewards most (see README, "One optimizer for every track")."""
+    return min(1.0, max(0.0, (horizon - t) / (tail * horizon)))
+
+
 def warmup(t, length=40):
     """Linear warmup min(1, t / length)."""
     return min(1.0, t / length)

@@ -55,7 +55,7 @@ SIGNATURES: dict[str, tuple[tuple[type, ...], type]] = {
     "addsign_gain": ((T, T), T), "powersign_gain": ((T, T), T),
     "orthogonalize": ((T,), T), "shape_scale": ((T,), S), "factored_sq": ((T,), T),
     "kron_stat": ((T, T, B), T), "kron_precond": ((T, T, E), T),
-    "linear_decay": ((S,), S), "cosine_decay": ((S,), S), "warmup": ((S,), S),
+    "linear_decay": ((S,), S), "cosine_decay": ((S,), S), "wsd_decay": ((S,), S), "warmup": ((S,), S),
     "sadd": ((S, S), S), "ssub": ((S, S), S), "smul": ((S, S), S), "sdiv": ((S, S), S),
     "sneg": ((S,), S), "ssqrt": ((S,), S),
     "complement": ((B,), S), "beta_mul": ((B, B), B), "eps_mul": ((E, E), E),

@@ -64,6 +64,15 @@ s0 = ema(s0, factored_sq(g), 0.999)
 s1 = s1
 s2 = s2
 update = scale(div(g, add_eps(sqrt(debias(s0, 0.999, t)), 1e-08)), -0.01)""",
+    # A general seed, made by hand for multi-track runs: Adam (betas 0.54, 0.81, the tuned single_ar AdamW's),
+    # lr 0.015 scaled per matrix by Muon's shape factor (8x on the recall tracks' 4160x64 embeddings, 1-1.7x on
+    # random_teacher's projections), under a warmup-stable-decay schedule that anneals over the last 100 steps.
+    # single_ar pass @ 350, mqar pass @ 150, random_teacher MSE 7.6 (AdamW: fail, fail, 58.3); see README.
+    "adamw_wsd": """\
+s0 = ema(s0, g, 0.54)
+s1 = ema_sq(s1, g, 0.81)
+s2 = s2
+update = scale(div(debias(s0, 0.54, t), add_eps(sqrt(debias(s1, 0.81, t)), 1e-08)), smul(smul(shape_scale(g), wsd_decay(t)), -0.015))""",
 }
 
 

@@ -90,6 +90,7 @@ SCALAR: dict[str, str] = {
     "sadd": "{0} + {1}", "ssub": "{0} - {1}", "smul": "{0} * {1}", "sneg": "-{0}", "sabs": "abs({0})",
     "complement": "1 - {0}", "beta_mul": "{0} * {1}", "eps_mul": "{0} * {1}",
     "sdiv": "sdiv({0}, {1})", "ssqrt": "ssqrt({0})", "linear_decay": "linear_decay({0})",
-    "cosine_decay": "cosine_decay({0})", "warmup": "warmup({0})", "bias_correction": "bias_correction({0}, {1})",
+    "cosine_decay": "cosine_decay({0})", "wsd_decay": "wsd_decay({0})", "warmup": "warmup({0})",
+    "bias_correction": "bias_correction({0}, {1})",
     "frob_norm": "frob_norm({0})", "cos_sim": "cos_sim({0}, {1})",
 }

@@ -191,6 +191,8 @@ def test_norms_gains_and_schedules():
     assert ops.linear_decay(100) == 0.75 and ops.linear_decay(800) == 0.0
     assert ops.cosine_decay(0) == 1.0 and abs(ops.cosine_decay(400)) < 1e-12 and ops.cosine_decay(1000) == ops.cosine_decay(400)
     assert ops.warmup(20) == 0.5 and ops.warmup(400) == 1.0
+    assert ops.wsd_decay(1) == 1.0 and ops.wsd_decay(300) == 1.0 and ops.wsd_decay(350) == 0.5
+    assert ops.wsd_decay(400) == 0.0 and ops.wsd_decay(1000) == 0.0
 
 
 def test_every_type_has_a_primitive_and_a_terminal():
