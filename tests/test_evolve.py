@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from primitives.seeds import SEED_PROGRAMS
+
 from tests.conftest import ROOT, synth_cli
 
 SMALL = ["--track", "single_ar", "--steps", "50", "--population", "6", "--seed", "3", "--quiet"]
@@ -47,7 +49,7 @@ def test_run_records_seeds_children_and_lineage(run_dir):
     rows = candidates(run_dir)
     seeds = [r for r in rows if r[2] == "seed"]
     children = [r for r in rows if r[2] != "seed"]
-    assert len(seeds) == 9 and all(r[1] == 0 for r in seeds)
+    assert len(seeds) == len(SEED_PROGRAMS) and all(r[1] == 0 for r in seeds)
     assert len(children) >= 12 and {r[1] for r in children} == {1, 2}
     ids = {r[0] for r in rows}
     assert all(set(json.loads(r[4])) <= ids and json.loads(r[4]) for r in children)
@@ -81,7 +83,10 @@ def test_show_lineage_and_dot(run_dir):
     assert chain[0]["operator"] == "seed" and chain[-1]["id"] == best["id"]
     assert all(row["diff"] for row in chain[1:] if row["operator"] != "seed")
     dot = synth_cli("lineage", str(run_dir), str(best["id"]), "--dot").stdout
-    assert dot.startswith("digraph lineage") and f"n{best['id']}" in dot and "->" in dot
+    assert dot.startswith("digraph lineage") and f"n{best['id']}" in dot and ("->" in dot or len(chain) == 1)
+    child = max(r[0] for r in candidates(run_dir) if r[2] != "seed")  # the best may be a seed: no edges
+    dot = synth_cli("lineage", str(run_dir), str(child), "--dot").stdout
+    assert f"n{child}" in dot and "->" in dot
     diff = synth_cli("lineage", str(run_dir), "--diff")
     assert diff.returncode == 0 and ("@@" in diff.stdout or len(chain) == 1)
 

@@ -60,12 +60,12 @@ def test_live_view_in_a_terminal_at_80_and_160_columns(tmp_path):
         everything = "\n".join(seen)
         for phase in ("warming workers", "seeds", "search", "finalists"):  # the phase label starts the bar line
             assert re.search(rf"^{phase}\s+\S*━", everything, re.M), (width, phase)
-        # true counts while the nine seeds run on two workers: at most two run, the rest wait in the queue
+        # true counts while the ten seeds run on two workers: at most two run, the rest wait in the queue
         counts = [tuple(map(int, m)) for m in re.findall(r"running (\d+) · queued (\d+)", everything)]
         assert any(running == 2 and queued > 0 for running, queued in counts), (width, counts)
         assert all(running <= 2 for running, _ in counts), (width, counts)
         # the bar moves during the seeds, with an ETA, fitting the width
-        assert re.search(r"^seeds .* [1-8]/9 seeds .*ETA \d\d:\d\d", everything, re.M), width
+        assert re.search(r"^seeds .* [1-9]/10 seeds .*ETA \d\d:\d\d", everything, re.M), width
         # the best is a verdict, never a raw fitness
         bests = re.findall(r"^best (#\d+.*)$", everything, re.M)
         assert any(re.fullmatch(r"#\d+\s+(fail 0\.\d{4}|pass @ \d+)", b.strip()) for b in bests), (width, bests)
