@@ -115,8 +115,8 @@ class Stepper:
     def __init__(self, sock: socket.socket, nonce: bytes, shared: channel.SharedTensors) -> None:
         self.sock, self.nonce, self.shared = sock, nonce, shared
         # The optimizer steps the shared parameters in place and reads the shared gradients: no copy on
-        # this side. The worker copies the parameters out after each step, so nothing written here
-        # between steps reaches its model.
+        # either side. The worker's model trains on these very tensors, but evaluates a private copy
+        # it takes first, so what is written here between steps reaches only the next gradients.
         self.params = [nn.Parameter(t) for t in shared.params]
 
     def serve(self, source: str) -> None:

@@ -4,8 +4,9 @@ Two things cross the wall. A shared-memory file (a sealed memfd) holds the candi
 then every parameter and every gradient as flat tensors; both sides map it. A SOCK_SEQPACKET
 socket carries small framed messages: one op byte, the session's nonce, a sequence number and a
 capped payload. The worker writes gradients and asks for a step; the candidate's process steps its
-optimizer on the shared parameters and answers; the worker copies the parameters back into its
-own model. The candidate's process never sees the model, the data, the loss or the evaluation.
+optimizer on the shared parameters and answers; the worker's model trains on the shared parameters
+and evaluates a private copy of them (evaluator/remote.py). The candidate's process never sees the
+model, the data, the loss or the evaluation.
 
 Everything read from the candidate's side is distrusted: a message that is too long, carries the
 wrong nonce or sequence number, or has an unknown op is that candidate's crash, never the worker's.
