@@ -160,9 +160,9 @@ def send(sock: socket.socket, op: bytes, nonce: bytes, seq: int, payload: bytes 
 
 def receive(sock: socket.socket, deadline: float | None) -> bytes | None:
     """One message, or None at end of stream. Raises TimeoutError past the deadline."""
-    while True:
-        wait = None if deadline is None else deadline - time.monotonic()
-        if wait is not None and wait <= 0:
+    while deadline is not None:
+        wait = deadline - time.monotonic()
+        if wait <= 0:
             raise TimeoutError
         ready, _, _ = select.select([sock], [], [], wait)
         if ready:
