@@ -114,6 +114,9 @@ class CandidateSession:
     def snapshot(self) -> None:
         """Before an evaluation: the model reads private copies of the parameters, so nothing the
         candidate's process writes from now on reaches that evaluation or the final finite-check."""
+        self._make_private()
+
+    def _make_private(self) -> None:
         if not self.aliased:
             return  # the model has held private values since the last step
         with torch.no_grad():
@@ -160,6 +163,8 @@ class CandidateSession:
                 except (TimeoutError, channel.ChannelError):
                     self.jail.kill()
         if self.shared is not None:
+            self._make_private()  # a run that failed mid-way leaves the model on the shared file: unmap it cleanly
+            self.params = self.private = []
             self.shared.close()
             self.shared = None
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from evaluator.channel import CandidateFailed
 from evaluator.jail import Jail
 from evaluator.remote import CandidateSession, RemoteOptimizer
 from evaluator.worker import Worker
@@ -21,6 +22,21 @@ SGD = '''import torch
 class Submission(torch.optim.SGD):
     def __init__(self, params):
         super().__init__(params, lr=0.5)
+'''
+
+CRASHES_AT_STEP_2 = '''import torch
+
+
+class Submission(torch.optim.SGD):
+    def __init__(self, params):
+        super().__init__(params, lr=0.5)
+        self.steps = 0
+
+    def step(self, closure=None):
+        self.steps += 1
+        if self.steps == 2:
+            raise RuntimeError("on purpose")
+        super().step()
 '''
 
 MARKER, CHEAT = 7.0, 1000.0
@@ -124,6 +140,23 @@ def test_a_thread_writing_after_the_snapshot_changes_no_evaluation(jail):
         assert all(bool((p == CHEAT - 0.5).all()) for p in params)  # the cheat reached training, as a step could
     finally:
         session.close()
+
+
+def test_a_run_that_fails_mid_way_leaves_the_model_private_and_the_file_unmapped(jail):
+    params = model_parameters()
+    own_storage = [p.data_ptr() for p in params]
+    session = CandidateSession(jail, CRASHES_AT_STEP_2, timeout_s=30, memory_mb=None)
+    try:
+        optimizer = RemoteOptimizer(params, session)
+        step_with_unit_gradients(optimizer, params)
+        with pytest.raises(CandidateFailed, match="on purpose"):
+            step_with_unit_gradients(optimizer, params)
+        shared = session.shared
+    finally:
+        session.close()
+    assert shared.map.closed  # no view of it is left in the worker
+    assert [p.data_ptr() for p in params] == own_storage
+    assert torch.equal(params[0], torch.full((4, 3), 0.5))
 
 
 def test_the_worker_snapshots_before_every_evaluation(monkeypatch):
