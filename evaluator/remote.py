@@ -49,7 +49,7 @@ class CandidateSession:
         self.setup_s = float("nan")
         self.params: list[torch.Tensor] = []  # the model's parameters
         self.private: list[torch.Tensor] = []  # the model's own storage, for the snapshots
-        self.on_host = True  # whether the model's parameters live in host memory, as the shared file does
+        self.on_host = True  # whether the model's parameters can be the shared tensors (host memory, contiguous)
         self.aliased = False  # whether the model's parameters are the shared tensors right now
 
     # ------------------------------------------------------------------ the optimizer's two calls
@@ -79,7 +79,8 @@ class CandidateSession:
         self._await(channel.READY)
         self.params = list(params)
         self.private = [p.data for p in self.params]
-        self.on_host = all(p.device.type == "cpu" for p in self.params)
+        # a strided parameter keeps its layout, and so the benchmark's exact kernels, by being copied
+        self.on_host = all(p.device.type == "cpu" and p.is_contiguous() for p in self.params)
         with torch.no_grad():  # what the candidate's constructor left: the initial evaluation's values
             for private, shared in zip(self.private, self.shared.params):
                 private.copy_(shared)
