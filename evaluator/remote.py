@@ -15,7 +15,7 @@ model there. So the candidate's process, which can write the shared file at any 
 left running), reaches only the training forward and backward, that is only its own gradients and
 the recorded training loss: any parameter vector it could write then, it could have written at step
 time. Evaluations, the gate and the final finite-check read a private snapshot it cannot touch.
-On CUDA the parameters are copied back after each step, as the shared file is host memory.
+On a GPU (and for a strided parameter) the parameters are copied back after each step instead.
 """
 
 from __future__ import annotations
