@@ -12,6 +12,7 @@ from torch import nn
 
 from evaluator.channel import CandidateFailed
 from evaluator.jail import Jail
+from evaluator.loop import Gate, train
 from evaluator.remote import CandidateSession, RemoteOptimizer
 from evaluator.worker import Worker
 from tests.conftest import ADAMW_SUBMISSION
@@ -171,22 +172,19 @@ def test_the_worker_snapshots_before_every_evaluation(monkeypatch):
 
     monkeypatch.setattr(CandidateSession, "snapshot", recording)
     threads = torch.get_num_threads()
-    worker = Worker()
+    worker = Worker()  # one thread, as a worker process runs
+    namespace: dict = {}
+    exec(ADAMW_SUBMISSION, namespace)  # noqa: S102 - the project's own reference optimizer
     try:
         payload = worker.handle({"op": "eval", "source": ADAMW_SUBMISSION, "track": "single_ar", "steps": 60,
                                  "gate_step": 30, "timeout_s": 60})
-        data = worker.track_data("single_ar", "benchmark", 60)
+        bare = train(namespace["Submission"], worker.track_data("single_ar", "benchmark", 60), steps=60,
+                     gate=Gate(30))
     finally:
         worker.close()
         torch.set_num_threads(threads)
     assert payload.get("outcome", "ok") == "ok", payload
     assert taken == [(0, False), (30, True), (50, True), (60, True), (60, False)]
-
-    from evaluator.loop import Gate, train
-
-    namespace: dict = {}
-    exec(ADAMW_SUBMISSION, namespace)  # noqa: S102 - the project's own reference optimizer
-    bare = train(namespace["Submission"], data, steps=60, gate=Gate(30))
     assert [(p["step"], p["metric"], p["loss"]) for p in payload["curve"]] == \
         [(p.step, p.metric, p.loss) for p in bare.curve]
     assert payload["last_train_loss"] == bare.last_train_loss and payload["gate_metric"] == bare.gate_metric
