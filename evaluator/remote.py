@@ -14,7 +14,8 @@ and before every evaluation `snapshot()` copies them into the model's own tensor
 model there. So the candidate's process, which can write the shared file at any moment (a thread it
 left running), reaches only the training forward and backward, that is only its own gradients and
 the recorded training loss: any parameter vector it could write then, it could have written at step
-time. Evaluations, the gate and the final finite-check read a private snapshot it cannot touch.
+time (no forward indexes by a parameter's value, so a racing write steers no memory access here).
+Evaluations, the gate and the final finite-check read a private snapshot it cannot touch.
 On a GPU (and for a strided parameter) the parameters are copied back after each step instead.
 """
 
