@@ -115,9 +115,10 @@ class Stepper:
     def __init__(self, sock: socket.socket, nonce: bytes, shared: channel.SharedTensors) -> None:
         self.sock, self.nonce, self.shared = sock, nonce, shared
         # The optimizer steps the shared parameters in place and reads the shared gradients: no copy on
-        # this side. The worker copies the parameters out after each step, so nothing written here
-        # between steps reaches its model.
+        # either side. The worker's model trains on these very tensors, but evaluates a private copy
+        # it takes first, so what is written here between steps reaches only the next gradients.
         self.params = [nn.Parameter(t) for t in shared.params]
+        self.homes = [_where(t) for t in shared.params]
 
     def serve(self, source: str) -> None:
         _, rng_state = channel.expect(channel.receive(self.sock, None), self.nonce, 0, (channel.INIT,))
@@ -154,14 +155,19 @@ class Stepper:
 
     def _publish(self) -> None:
         """A parameter whose `p.data` the optimizer rebound no longer lives in the shared file: copy it there."""
-        with torch.no_grad():
-            for p, shared in zip(self.params, self.shared.params):
-                if (p.data_ptr(), p.dtype, p.shape, p.stride()) != (shared.data_ptr(), shared.dtype, shared.shape, shared.stride()):
+        for p, home, shared in zip(self.params, self.homes, self.shared.params):
+            if _where(p) != home:
+                with torch.no_grad():
                     shared.copy_(p.detach())
 
     def _report(self, exc: BaseException, seq: int) -> None:
         outcome, error = classify(exc)
         channel.send(self.sock, channel.ERROR, self.nonce, seq, channel.error_payload(outcome, error))
+
+
+def _where(t: torch.Tensor) -> tuple:
+    """Where a tensor's values lie, and in what layout."""
+    return t.data_ptr(), t.dtype, t.shape, t.stride()
 
 
 def classify(exc: BaseException) -> tuple[str, str]:

@@ -4,8 +4,9 @@ Two things cross the wall. A shared-memory file (a sealed memfd) holds the candi
 then every parameter and every gradient as flat tensors; both sides map it. A SOCK_SEQPACKET
 socket carries small framed messages: one op byte, the session's nonce, a sequence number and a
 capped payload. The worker writes gradients and asks for a step; the candidate's process steps its
-optimizer on the shared parameters and answers; the worker copies the parameters back into its
-own model. The candidate's process never sees the model, the data, the loss or the evaluation.
+optimizer on the shared parameters and answers; the worker's model trains on the shared parameters
+and evaluates a private copy of them (evaluator/remote.py). The candidate's process never sees the
+model, the data, the loss or the evaluation.
 
 Everything read from the candidate's side is distrusted: a message that is too long, carries the
 wrong nonce or sequence number, or has an unknown op is that candidate's crash, never the worker's.
@@ -159,9 +160,9 @@ def send(sock: socket.socket, op: bytes, nonce: bytes, seq: int, payload: bytes 
 
 def receive(sock: socket.socket, deadline: float | None) -> bytes | None:
     """One message, or None at end of stream. Raises TimeoutError past the deadline."""
-    while True:
-        wait = None if deadline is None else deadline - time.monotonic()
-        if wait is not None and wait <= 0:
+    while deadline is not None:
+        wait = deadline - time.monotonic()
+        if wait <= 0:
             raise TimeoutError
         ready, _, _ = select.select([sock], [], [], wait)
         if ready:

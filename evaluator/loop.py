@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -71,8 +72,13 @@ class Gate:
 
 
 def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submission: str = "",
-          gradient_noise_seed: int | None = None, gate: Gate | None = None) -> EvalResult:
-    """Trains the track's student with `optimizer_cls(model.parameters())` for `steps` steps."""
+          gradient_noise_seed: int | None = None, gate: Gate | None = None,
+          before_evaluate: Callable[[], None] | None = None) -> EvalResult:
+    """Trains the track's student with `optimizer_cls(model.parameters())` for `steps` steps.
+
+    `before_evaluate()` runs before every evaluation (the gate's and the final one included): the
+    sandbox's takes the parameters private there, out of the candidate's reach (evaluator/remote.py).
+    """
     spec = data.spec
     max_steps = steps or spec.max_steps
     if max_steps > data.batch_indices.shape[0]:
@@ -87,7 +93,12 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
     optimizer = optimizer_cls(model.parameters())
     noise = torch.Generator().manual_seed(gradient_noise_seed) if gradient_noise_seed is not None else None
 
-    initial_metric, initial_loss = evaluate(model, data)
+    def evaluate_now() -> tuple[float, float]:
+        if before_evaluate is not None:
+            before_evaluate()
+        return evaluate(model, data)
+
+    initial_metric, initial_loss = evaluate_now()
     curve = [EvalPoint(step=0, metric=initial_metric, loss=initial_loss)]
     best = initial_metric
     pass_step = None
@@ -109,7 +120,7 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
         at_eval = step % spec.eval_every == 0 or step == max_steps
         at_gate = gate is not None and step == gate.step
         if at_eval or at_gate:  # evaluating touches no RNG and no training state: the run is unchanged
-            metric, eval_loss = evaluate(model, data)
+            metric, eval_loss = evaluate_now()
         if at_gate:
             gate_metric = metric
             if not gate.admits(metric, regression):
@@ -124,7 +135,7 @@ def train(optimizer_cls: type, data: TrackData, steps: int | None = None, submis
             break
     wall = time.perf_counter() - started
 
-    final_metric, _ = evaluate(model, data)
+    final_metric, _ = evaluate_now()  # the finite-check below reads the same parameters
     if not all(torch.isfinite(p).all() for p in model.parameters()) or not math.isfinite(final_metric):
         raise NonFiniteError("parameters are not finite after training")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,9 @@ class ProbeNet(nn.Module):
         return h @ self.readout.T
 
 
-def run_probe(optimizer_cls: type) -> ProbeResult:
+def run_probe(optimizer_cls: type, before_reading: Callable[[], None] | None = None) -> ProbeResult:
+    """`before_reading()` runs before the parameters are checked and fingerprinted (the sandbox's
+    takes them private there, evaluator/remote.py)."""
     gen = torch.Generator(device="cpu").manual_seed(PROBE_SEED)
     model = ProbeNet(gen)
     tokens = torch.randint(0, 10, (16, 4), generator=gen)
@@ -58,6 +61,8 @@ def run_probe(optimizer_cls: type) -> ProbeResult:
         optimizer.step()
         if not math.isfinite(loss.item()):
             return ProbeResult(None, f"probe loss became {loss.item()} at step {step}")
+    if before_reading is not None:
+        before_reading()
     after = [p.detach() for p in model.parameters()]
     if not all(torch.isfinite(p).all() for p in after):
         return ProbeResult(None, "probe parameters became non-finite")

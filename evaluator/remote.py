@@ -2,12 +2,21 @@
 
 The benchmark's loop (evaluator/loop.py) builds the model, computes the loss and gradients and
 evaluates, all in the trusted worker; it calls `RemoteOptimizer(model.parameters())` and
-`.step()` as it would any optimizer. Each step writes the gradients into the shared file, asks
-the candidate's process to step its real optimizer on the shared parameters, and copies the
-parameters it hands back into the model. What the candidate's optimizer sees is exactly what it
-would see in the benchmark's own process: the same parameter values, a fresh gradient tensor each
-step (None where the harness has none), and torch's global RNG in the state the harness leaves
-it in after building the student.
+`.step()` as it would any optimizer. Each step writes the gradients into the shared file and asks
+the candidate's process to step its real optimizer on the shared parameters. What the candidate's
+optimizer sees is exactly what it would see in the benchmark's own process: the same parameter
+values, a fresh gradient tensor each step (None where the harness has none), and torch's global
+RNG in the state the harness leaves it in after building the student.
+
+Where the parameters come back (on CPU), nothing is copied: after each step the model's parameters
+*are* the shared tensors (`p.data` points into the shared file) for the next forward and backward,
+and before every evaluation `snapshot()` copies them into the model's own tensors and points the
+model there. So the candidate's process, which can write the shared file at any moment (a thread it
+left running), reaches only the training forward and backward, that is only its own gradients and
+the recorded training loss: any parameter vector it could write then, it could have written at step
+time (no forward indexes by a parameter's value, so a racing write steers no memory access here).
+Evaluations, the gate and the final finite-check read a private snapshot it cannot touch.
+On a GPU (and for a strided parameter) the parameters are copied back after each step instead.
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ class CandidateSession:
         self.seq = 0
         self.exit_report: dict | None = None
         self.setup_s = float("nan")
+        self.params: list[torch.Tensor] = []  # the model's parameters
+        self.private: list[torch.Tensor] = []  # the model's own storage, for the snapshots
+        self.on_host = True  # whether the model's parameters can be the shared tensors (host memory, contiguous)
+        self.aliased = False  # whether the model's parameters are the shared tensors right now
 
     # ------------------------------------------------------------------ the optimizer's two calls
     def open(self, params: list[torch.Tensor]) -> None:
@@ -65,28 +78,54 @@ class CandidateSession:
         rng = torch.get_rng_state().numpy().tobytes()  # the harness's state right after building the student
         channel.send(self.sock, channel.INIT, self.nonce, 0, rng)
         self._await(channel.READY)
-        self._take_parameters(params)
+        self.params = list(params)
+        self.private = [p.data for p in self.params]
+        # a strided parameter keeps its layout, and so the benchmark's exact kernels, by being copied
+        self.on_host = all(p.device.type == "cpu" and p.is_contiguous() for p in self.params)
+        with torch.no_grad():  # what the candidate's constructor left: the initial evaluation's values
+            for private, shared in zip(self.private, self.shared.params):
+                private.copy_(shared)
         self.setup_s = time.perf_counter() - started
 
-    def step(self, params: list[torch.Tensor]) -> None:
+    def step(self) -> None:
         self.seq += 1
         assert self.shared is not None
         region = self.seq % channel.GRAD_BUFFERS  # the candidate may still hold the last two steps' tensors
-        flags = bytearray([region]) + bytearray(len(params))
+        flags = bytearray(1 + len(self.params))
+        flags[0] = region
         with torch.no_grad():
-            for i, (shared, p) in enumerate(zip(self.shared.grads[region], params)):
+            for i, (shared, p) in enumerate(zip(self.shared.grads[region], self.params), 1):
                 if p.grad is not None:
                     shared.copy_(p.grad)
-                    flags[1 + i] = 1
+                    flags[i] = 1
         channel.send(self.sock, channel.STEP, self.nonce, self.seq, bytes(flags))
         self._await(channel.DONE)
-        self._take_parameters(params)
+        self._take_parameters()
 
-    def _take_parameters(self, params: list[torch.Tensor]) -> None:
-        """The model keeps its own copy: whatever the candidate writes later changes nothing here."""
+    def _take_parameters(self) -> None:
+        """Host-memory parameters become the shared tensors (no copy); a GPU's get a copy of them."""
+        if not self.on_host:
+            with torch.no_grad():
+                for p, shared in zip(self.params, self.shared.params):
+                    p.copy_(shared)
+        elif not self.aliased:
+            for p, shared in zip(self.params, self.shared.params):
+                p.data = shared
+            self.aliased = True
+
+    def snapshot(self) -> None:
+        """Before an evaluation: the model reads private copies of the parameters, so nothing the
+        candidate's process writes from now on reaches that evaluation or the final finite-check."""
+        self._make_private()
+
+    def _make_private(self) -> None:
+        if not self.aliased:
+            return  # the model has held private values since the last step
         with torch.no_grad():
-            for p, shared in zip(params, self.shared.params):
-                p.copy_(shared)
+            for p, private, shared in zip(self.params, self.private, self.shared.params):
+                private.copy_(shared)
+                p.data = private
+        self.aliased = False
 
     def _await(self, op: bytes) -> None:
         try:
@@ -126,6 +165,8 @@ class CandidateSession:
                 except (TimeoutError, channel.ChannelError):
                     self.jail.kill()
         if self.shared is not None:
+            self._make_private()  # a run that failed mid-way leaves the model on the shared file: unmap it cleanly
+            self.params = self.private = []
             self.shared.close()
             self.shared = None
 
@@ -141,7 +182,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ARG002 - the harness never passes one
-        self.session.step(self.plist)
+        self.session.step()
 
 
 def died_how(status, output: str) -> str:

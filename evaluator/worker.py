@@ -68,29 +68,31 @@ class Worker:
             data = self.track_data(request["track"], request.get("seed_set", "benchmark"), request.get("steps"))
             gate = Gate(request["gate_step"], request.get("gate_threshold")) if request.get("gate_step") else None
 
-            def score(optimizer_cls):
+            def score(optimizer_cls, snapshot):
                 return train(optimizer_cls, data, steps=request.get("steps"), submission=request.get("submission", ""),
-                             gradient_noise_seed=request.get("gradient_noise_seed"), gate=gate).model_dump(mode="json")
+                             gradient_noise_seed=request.get("gradient_noise_seed"), gate=gate,
+                             before_evaluate=snapshot).model_dump(mode="json")
 
             payload = self.run_candidate(score, request)
             payload["data_build_s"] = data.build_seconds
             return payload
         if op == "probe":
-            def probe(optimizer_cls):
-                result = run_probe(optimizer_cls)
+            def probe(optimizer_cls, snapshot):
+                result = run_probe(optimizer_cls, before_reading=snapshot)
                 return {"fingerprint": result.fingerprint, "probe_error": result.error}
             return self.run_candidate(probe, request)
         return {"outcome": "crash", "error": f"worker: unknown op {op!r}"}
 
     def run_candidate(self, job, request: dict) -> dict:
-        """Runs `job(optimizer_cls)` with the candidate's optimizer stepping in the jail; never raises
-        for anything the candidate does."""
+        """Runs `job(optimizer_cls, snapshot)` with the candidate's optimizer stepping in the jail; never
+        raises for anything the candidate does. `snapshot()` must run before the job reads the
+        parameters for a score (evaluator/remote.py)."""
         timeout_s = float(request.get("timeout_s", 60))
         started = time.perf_counter()
         session = CandidateSession(self.jail, request["source"], timeout_s, request.get("memory_mb"),
                                    friendly=request.get("friendly", True))
         try:
-            payload = job(lambda params: RemoteOptimizer(params, session))
+            payload = job(lambda params: RemoteOptimizer(params, session), session.snapshot)
             payload["setup_s"] = session.setup_s
         except CandidateFailed as failed:
             error = failed.error

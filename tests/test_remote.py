@@ -1,0 +1,190 @@
+"""The trusted side of a candidate (evaluator/remote.py), driven with a real jail: the model trains on
+the shared parameters without a copy, and every evaluation reads a private snapshot that nothing the
+candidate's process writes afterwards can change."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from evaluator.channel import CandidateFailed
+from evaluator.jail import Jail
+from evaluator.loop import Gate, train
+from evaluator.remote import CandidateSession, RemoteOptimizer
+from evaluator.worker import Worker
+from tests.conftest import ADAMW_SUBMISSION
+
+SGD = '''import torch
+
+
+class Submission(torch.optim.SGD):
+    def __init__(self, params):
+        super().__init__(params, lr=0.5)
+'''
+
+CRASHES_AT_STEP_2 = '''import torch
+
+
+class Submission(torch.optim.SGD):
+    def __init__(self, params):
+        super().__init__(params, lr=0.5)
+        self.steps = 0
+
+    def step(self, closure=None):
+        self.steps += 1
+        if self.steps == 2:
+            raise RuntimeError("on purpose")
+        super().step()
+'''
+
+MARKER, CHEAT = 7.0, 1000.0
+
+# Steps honestly, and after its first step leaves a thread behind that overwrites every parameter
+# with CHEAT once the first step's gradient reads MARKER. The test writes MARKER there, standing in for
+# "the worker is evaluating now", a moment no candidate can time but a test can.
+LATE_WRITER = f'''import threading
+import time
+
+import torch
+
+
+class Submission(torch.optim.SGD):
+    def __init__(self, params):
+        super().__init__(params, lr=0.5)
+        self.armed = False
+
+    def step(self, closure=None):
+        super().step()
+        if self.armed:
+            return
+        self.armed = True
+        params = [p for group in self.param_groups for p in group["params"]]
+        grad = params[0].grad  # this step's gradient region in the shared file
+
+        def overwrite():
+            while grad.flatten()[0].item() != {MARKER}:
+                time.sleep(0.001)
+            with torch.no_grad():
+                for p in params:
+                    p.fill_({CHEAT})
+
+        threading.Thread(target=overwrite, daemon=True).start()
+'''
+
+
+@pytest.fixture(scope="module")
+def jail():
+    jail = Jail()
+    yield jail
+    jail.kill()
+
+
+def model_parameters() -> list[nn.Parameter]:
+    return [nn.Parameter(torch.ones(4, 3)), nn.Parameter(torch.zeros(3))]
+
+
+def step_with_unit_gradients(optimizer: RemoteOptimizer, params: list[nn.Parameter]) -> None:
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+
+
+def wait_until(condition, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the candidate's thread never wrote"
+        time.sleep(0.001)
+
+
+def test_training_reads_the_shared_parameters_and_evaluation_a_private_copy(jail):
+    params = model_parameters()
+    own_storage = [p.data_ptr() for p in params]
+    session = CandidateSession(jail, SGD, timeout_s=30, memory_mb=None)
+    try:
+        optimizer = RemoteOptimizer(params, session)
+        shared = session.shared.params
+        assert [p.data_ptr() for p in params] == own_storage  # the initial evaluation reads the model's own
+        step_with_unit_gradients(optimizer, params)
+        assert [p.data_ptr() for p in params] == [s.data_ptr() for s in shared]  # no copy back
+        assert torch.equal(params[0], torch.full((4, 3), 0.5)) and torch.equal(params[1], torch.full((3,), -0.5))
+        session.snapshot()
+        assert [p.data_ptr() for p in params] == own_storage
+        assert torch.equal(params[0], torch.full((4, 3), 0.5)) and torch.equal(params[1], torch.full((3,), -0.5))
+        shared[0].fill_(9.0)  # a write to the shared file after the snapshot
+        assert torch.equal(params[0], torch.full((4, 3), 0.5))
+        step_with_unit_gradients(optimizer, params)  # the candidate steps from what the shared file holds
+        assert [p.data_ptr() for p in params] == [s.data_ptr() for s in shared]
+        assert torch.equal(params[0], torch.full((4, 3), 8.5)) and torch.equal(params[1], torch.full((3,), -1.0))
+    finally:
+        session.close()
+
+
+def test_a_thread_writing_after_the_snapshot_changes_no_evaluation(jail):
+    """The hostile write lands after the snapshot (the test times it): the evaluated parameters keep
+    what the step returned, though the shared file and so the next training step hold the cheat."""
+    params = model_parameters()
+    session = CandidateSession(jail, LATE_WRITER, timeout_s=30, memory_mb=None, friendly=False)
+    try:
+        optimizer = RemoteOptimizer(params, session)
+        step_with_unit_gradients(optimizer, params)
+        stepped = [p.detach().clone() for p in params]
+        session.snapshot()
+        session.shared.grads[1][0].fill_(MARKER)  # step 1's gradient region: the thread's signal
+        wait_until(lambda: all(bool((s == CHEAT).all()) for s in session.shared.params))
+        assert all(torch.equal(p, s) for p, s in zip(params, stepped))
+        session.snapshot()  # no step since: the snapshot stands
+        assert all(torch.equal(p, s) for p, s in zip(params, stepped))
+        step_with_unit_gradients(optimizer, params)
+        assert all(bool((p == CHEAT - 0.5).all()) for p in params)  # the cheat reached training, as a step could
+    finally:
+        session.close()
+
+
+def test_a_run_that_fails_mid_way_leaves_the_model_private_and_the_file_unmapped(jail):
+    params = model_parameters()
+    own_storage = [p.data_ptr() for p in params]
+    session = CandidateSession(jail, CRASHES_AT_STEP_2, timeout_s=30, memory_mb=None)
+    try:
+        optimizer = RemoteOptimizer(params, session)
+        step_with_unit_gradients(optimizer, params)
+        with pytest.raises(CandidateFailed, match="on purpose"):
+            step_with_unit_gradients(optimizer, params)
+        shared = session.shared
+    finally:
+        session.close()
+    assert shared.map.closed  # no view of it is left in the worker
+    assert [p.data_ptr() for p in params] == own_storage
+    assert torch.equal(params[0], torch.full((4, 3), 0.5))
+
+
+def test_the_worker_snapshots_before_every_evaluation(monkeypatch):
+    """Initial, gate, every eval point and the final evaluation: each reads a snapshot taken after the
+    last step, and the run's record is the in-process loop's, bit for bit."""
+    taken: list[tuple[int, bool]] = []  # (steps so far, whether the model was training on the shared file)
+    snapshot = CandidateSession.snapshot
+
+    def recording(session):
+        taken.append((session.seq, session.aliased))
+        snapshot(session)
+
+    monkeypatch.setattr(CandidateSession, "snapshot", recording)
+    threads = torch.get_num_threads()
+    worker = Worker()  # one thread, as a worker process runs
+    namespace: dict = {}
+    exec(ADAMW_SUBMISSION, namespace)  # noqa: S102 - the project's own reference optimizer
+    try:
+        payload = worker.handle({"op": "eval", "source": ADAMW_SUBMISSION, "track": "single_ar", "steps": 60,
+                                 "gate_step": 30, "timeout_s": 60})
+        bare = train(namespace["Submission"], worker.track_data("single_ar", "benchmark", 60), steps=60,
+                     gate=Gate(30))
+    finally:
+        worker.close()
+        torch.set_num_threads(threads)
+    assert payload.get("outcome", "ok") == "ok", payload
+    assert taken == [(0, False), (30, True), (50, True), (60, True), (60, False)]
+    assert [(p["step"], p["metric"], p["loss"]) for p in payload["curve"]] == \
+        [(p.step, p.metric, p.loss) for p in bare.curve]
+    assert payload["last_train_loss"] == bare.last_train_loss and payload["gate_metric"] == bare.gate_metric
