@@ -7,14 +7,16 @@ For single_ar and mqar, the AdamW reference is scored N times each way, alternat
 - synth: `Sandbox.evaluate` through a warm worker, as the search calls it (policy check, request,
   a fork of the jailed host, confinement, the loop in the trusted worker with each optimizer step
   in the candidate's process, the result back).
-Prints the medians, their ratio, and where synth's time goes.
-Usage: python bench/eval_overhead.py [--runs 5]
+Both are pinned to the core a pool's first worker gets (evaluator/pool.py `pinned_core`), unless
+--no-pin. Prints the medians, their ratio, and where synth's time goes.
+Usage: python bench/eval_overhead.py [--runs 5] [--no-pin]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -23,6 +25,7 @@ import time
 
 import torch
 
+from evaluator.pool import pinned_core
 from evaluator.sandbox import PACKAGE_ROOT, Sandbox, clean_environment
 
 ADAMW = '''import torch
@@ -34,7 +37,9 @@ class Submission(torch.optim.AdamW):
 '''
 
 BARE = '''
-import json, sys, time, torch
+import json, os, sys, time, torch
+if os.environ.get("SYNTH_CPU"):
+    os.sched_setaffinity(0, {int(os.environ["SYNTH_CPU"])})  # the core the worker gets, as a pool pins it
 from evaluator.loop import train
 from evaluator.tracks import build_track_data, get_track
 torch.set_num_threads(1)
@@ -53,9 +58,10 @@ for line in sys.stdin:
 class BareLoop:
     """The benchmark's loop in a process of its own, data built once, one run per request."""
 
-    def __init__(self, track: str) -> None:
+    def __init__(self, track: str, cpu: int | None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-c", BARE, track, ADAMW], cwd=PACKAGE_ROOT,
-                                     env=clean_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     env=clean_environment(cpu=cpu), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
 
     def run(self) -> dict:
         self.proc.stdin.write("go\n")
@@ -69,7 +75,7 @@ class BareLoop:
 
 def measure(track: str, runs: int, sandbox: Sandbox) -> dict:
     sandbox.warm(track)
-    bare = BareLoop(track)
+    bare = BareLoop(track, sandbox.cpu)
     rows = {"bare": [], "bare_loop": [], "synth": [], "synth_loop": [], "setup": []}
     try:
         for _ in range(runs):
@@ -92,11 +98,15 @@ def measure(track: str, runs: int, sandbox: Sandbox) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-pin", action="store_true",
+                        help="let the OS place the worker and its candidate (a pool pins each worker to a core)")
     args = parser.parse_args()
+    cpu = None if args.no_pin else pinned_core(0, sorted(os.sched_getaffinity(0)))
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}, torch {torch.__version__}")
+    print(f"worker, candidate and bare loop pinned to core {cpu}" if cpu is not None else "not pinned")
     print(f"{'track':<10} {'bare s':>8} {'synth s':>8} {'ratio':>6}   {'bare loop':>9} {'synth loop':>10} "
           f"{'setup':>6}  (median of {args.runs}; loop = training steps only)")
-    with Sandbox() as sandbox:
+    with Sandbox(cpu=cpu) as sandbox:
         for track in ("single_ar", "mqar"):
             m = measure(track, args.runs, sandbox)
             print(f"{track:<10} {m['bare']:>8.3f} {m['synth']:>8.3f} {m['synth'] / m['bare']:>6.3f}   "

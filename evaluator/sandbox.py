@@ -47,13 +47,16 @@ class Limits:
         return self.timeout_s if self.timeout_s is not None else DEFAULT_TIMEOUT_S[track]
 
 
-def clean_environment(device: str = "cpu") -> dict[str, str]:
-    """What a worker may see of our environment: an allowlist, never the engine's secrets."""
+def clean_environment(device: str = "cpu", cpu: int | None = None) -> dict[str, str]:
+    """What a worker may see of our environment: an allowlist, never the engine's secrets. `cpu` pins
+    the worker (and so its jail and every candidate it forks) to that core."""
     env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
     existing = os.environ.get("PYTHONPATH")
     env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + existing if existing else "")
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0",
                SYNTH_DEVICE=device, HOME="/nonexistent", GLIBC_TUNABLES=MALLOC_TUNABLES)
+    if cpu is not None:
+        env["SYNTH_CPU"] = str(cpu)
     return env
 
 
@@ -64,9 +67,10 @@ class WorkerDied(RuntimeError):
 class Sandbox:
     """One warm worker. Not thread-safe: a pool gives each thread its own Sandbox."""
 
-    def __init__(self, limits: Limits = Limits(), device: str = "cpu") -> None:
+    def __init__(self, limits: Limits = Limits(), device: str = "cpu", cpu: int | None = None) -> None:
         self.limits = limits
         self.device = device
+        self.cpu = cpu  # the core the worker and its candidates share (None: wherever the OS puts them)
         self.proc: subprocess.Popen | None = None
         self.isolation: str | None = None  # what confines candidates on this worker, in words
         self.restarts = 0
@@ -148,7 +152,7 @@ class Sandbox:
     def _start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "evaluator.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env=clean_environment(self.device), cwd="/", start_new_session=True)
+            stderr=subprocess.DEVNULL, env=clean_environment(self.device, self.cpu), cwd="/", start_new_session=True)
         hello = self._exchange({"op": "ping"}, 300.0)
         if not hello.get("ok"):
             self.close()

@@ -113,6 +113,10 @@ class Worker:
 def main() -> None:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints from torch or libraries go to stderr, never into the protocol
+    if os.environ.get("SYNTH_CPU"):
+        # Before any thread or child exists, so the jail and every candidate inherit it: the worker and its
+        # candidate take turns, and on one core they share its caches and need no cross-core wake-up.
+        os.sched_setaffinity(0, {int(os.environ["SYNTH_CPU"])})
     worker = Worker(device=os.environ.get("SYNTH_DEVICE", "cpu"))
     try:
         while True:
