@@ -196,3 +196,16 @@ def test_without_bubblewrap_the_isolation_line_says_so_and_seccomp_still_holds(m
         assert box.isolation.startswith("REDUCED ISOLATION (bubblewrap (bwrap) is not installed")
     assert result.outcome == "crash" and "Operation not permitted" in result.error
     assert forked.outcome == "crash" and "Operation not permitted" in forked.error
+
+
+def test_a_pools_cpu_workers_keep_to_one_core_each_round_robin():
+    """Their jails and candidates are forked from them, so they inherit the core (README: the overhead)."""
+    import os
+
+    from evaluator.pool import LocalPool
+
+    cores = sorted(os.sched_getaffinity(0))
+    with LocalPool(workers=len(cores) + 1) as pool:  # one more worker than cores: the first core twice
+        pool.warm("single_ar", steps=1)
+        pinned = [os.sched_getaffinity(slot.proc.pid) for slot in pool.slots]
+    assert pinned == [{cores[i % len(cores)]} for i in range(len(cores) + 1)]
