@@ -50,8 +50,8 @@ def pinned_core(slot: int, cores: list[int]) -> int:
     """The core a CPU slot's worker and its candidates keep to, round robin over the cores this process
     may use (a `taskset` of the command is honoured). The worker and its candidate take turns, so one
     core loses nothing, and sharing it keeps the gradients and parameters in its caches and needs no
-    cross-core wake-up: bench/eval_overhead.py measured the jail's overhead at 1.37x unpinned and
-    1.17x pinned on single_ar (README). Two synth commands at once should be given disjoint cores."""
+    cross-core wake-up: bench/eval_overhead.py measured the jail's overhead at about 1.37x unpinned and
+    1.20x pinned on single_ar (README). Two synth commands at once should be given disjoint cores."""
     return cores[slot % len(cores)]
 
 
