@@ -94,8 +94,8 @@ class LocalPool(Backend):
 
     def __init__(self, workers: int | None = None, limits: Limits = Limits(), devices: str = "cpu") -> None:
         names = parse_devices(devices, workers)
-        cores = sorted(os.sched_getaffinity(0))
-        self.slots = [Sandbox(limits, device=d, cpu=pinned_core(i, cores) if d == "cpu" else None)
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []  # Linux only
+        self.slots = [Sandbox(limits, device=d, cpu=pinned_core(i, cores) if d == "cpu" and cores else None)
                       for i, d in enumerate(names)]
         self.free: queue.Queue[Sandbox] = queue.Queue()
         for slot in self.slots:
