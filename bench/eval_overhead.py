@@ -8,8 +8,9 @@ For single_ar and mqar, the AdamW reference is scored N times each way, alternat
   a fork of the jailed host, confinement, the loop in the trusted worker with each optimizer step
   in the candidate's process, the result back).
 Both are pinned to the core a pool's first worker gets (evaluator/pool.py `pinned_core`), unless
---no-pin. Prints the medians, their ratio, and where synth's time goes.
-Usage: python bench/eval_overhead.py [--runs 5] [--no-pin]
+--no-pin. Prints the medians, the median of the pairs' ratios with a bootstrapped 90% interval (a shared
+machine's speed wanders by ±10% from run to run), and where synth's time goes.
+Usage: python bench/eval_overhead.py [--runs 15] [--no-pin]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -92,25 +94,40 @@ def measure(track: str, runs: int, sandbox: Sandbox) -> dict:
             rows["setup"].append(result.setup_s)
     finally:
         bare.close()
-    return {name: statistics.median(values) for name, values in rows.items()}
+    medians = {name: statistics.median(values) for name, values in rows.items()}
+    ratios = [s / b for s, b in zip(rows["synth"], rows["bare"])]
+    medians["ratio"] = statistics.median(ratios)
+    medians["ratio_low"], medians["ratio_high"] = bootstrap_interval(ratios)
+    return medians
+
+
+def bootstrap_interval(ratios: list[float], draws: int = 2000, level: float = 0.9) -> tuple[float, float]:
+    """Where the median pair ratio lies, 90% of the time, had the machine's noise fallen otherwise:
+    a shared machine's speed wanders by ±10% between runs, so one pair says little."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
+    return medians[int(draws * (1 - level) / 2)], medians[int(draws * (1 + level) / 2) - 1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--no-pin", action="store_true",
                         help="let the OS place the worker and its candidate (a pool pins each worker to a core)")
     args = parser.parse_args()
     cpu = None if args.no_pin else pinned_core(0, sorted(os.sched_getaffinity(0)))
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}, torch {torch.__version__}")
     print(f"worker, candidate and bare loop pinned to core {cpu}" if cpu is not None else "not pinned")
-    print(f"{'track':<10} {'bare s':>8} {'synth s':>8} {'ratio':>6}   {'bare loop':>9} {'synth loop':>10} "
-          f"{'setup':>6}  (median of {args.runs}; loop = training steps only)")
+    print(f"{'track':<10} {'bare s':>8} {'synth s':>8} {'ratio':>6} {'90% interval':>13}   {'bare loop':>9} "
+          f"{'synth loop':>10} {'setup':>6}")
     with Sandbox(cpu=cpu) as sandbox:
         for track in ("single_ar", "mqar"):
             m = measure(track, args.runs, sandbox)
-            print(f"{track:<10} {m['bare']:>8.3f} {m['synth']:>8.3f} {m['synth'] / m['bare']:>6.3f}   "
+            print(f"{track:<10} {m['bare']:>8.3f} {m['synth']:>8.3f} {m['ratio']:>6.3f} "
+                  f"{m['ratio_low']:>6.3f}-{m['ratio_high']:<6.3f}   "
                   f"{m['bare_loop']:>9.3f} {m['synth_loop']:>10.3f} {m['setup']:>6.3f}")
+        print(f"(medians of {args.runs} runs each way, alternating; ratio = the median of the runs' synth/bare pairs, "
+              "its interval bootstrapped; loop = training steps only)")
         print(f"isolation: {sandbox.isolation}")
 
 

@@ -119,6 +119,12 @@ class Stepper:
         # it takes first, so what is written here between steps reaches only the next gradients.
         self.params = [nn.Parameter(t) for t in shared.params]
         self.homes = [_where(t) for t in shared.params]
+        # How many references of ours each gradient tensor and its storage have: more after a step means
+        # the optimizer kept this region's gradient (or a view of it), so the worker must not overwrite
+        # the region yet.
+        self.storages = [[t.untyped_storage()._cdata for t in region] for region in shared.grads]
+        self.ours = [self._references(r) for r in range(channel.GRAD_BUFFERS)]
+        self.held = 0
 
     def serve(self, source: str) -> None:
         _, rng_state = channel.expect(channel.receive(self.sock, None), self.nonce, 0, (channel.INIT,))
@@ -143,15 +149,20 @@ class Stepper:
             _, flags = channel.expect(message, self.nonce, step, (channel.STEP,))
             region = flags[0] % channel.GRAD_BUFFERS
             try:
-                for p, grad, has in zip(self.params, self.shared.grads[region], flags[1:]):
-                    # Another tensor than last step's, as autograd gives after zero_grad(set_to_none=True):
-                    # an optimizer may keep references to the last two steps' gradients.
-                    p.grad = grad if has else None
+                self._hand_over(region, flags[1:])
                 optimizer.step()
                 self._publish()
+                for p in self.params:
+                    p.grad = None  # the harness's next zero_grad(set_to_none=True), early: nothing runs between
+                self.held = self._held_regions(self.held | 1 << region)
             except BaseException as exc:  # noqa: BLE001
                 return self._report(exc, step)
-            channel.send(self.sock, channel.DONE, self.nonce, step)
+            channel.send(self.sock, channel.DONE, self.nonce, step, bytes([self.held]))
+
+    def _hand_over(self, region: int, has_grad: bytes) -> None:
+        """The step's gradients, as the optimizer's `p.grad` (a method: no local keeps one past it)."""
+        for p, grad, has in zip(self.params, self.shared.grads[region], has_grad):
+            p.grad = grad if has else None
 
     def _publish(self) -> None:
         """A parameter whose `p.data` the optimizer rebound no longer lives in the shared file: copy it there."""
@@ -160,9 +171,28 @@ class Stepper:
                 with torch.no_grad():
                     shared.copy_(p.detach())
 
+    def _held_regions(self, candidates: int) -> int:
+        """Of the `candidates` regions (bits), those the optimizer still holds a tensor on: a kept
+        `p.grad`, a view of it. The worker writes the next gradients elsewhere, so what the optimizer
+        kept is a gradient no later step overwrites, as in the benchmark's own process."""
+        held = 0
+        for r in range(channel.GRAD_BUFFERS):
+            if candidates >> r & 1 and any(now[0] > ours[0] or now[1] > ours[1]
+                                           for now, ours in zip(self._references(r), self.ours[r])):
+                held |= 1 << r
+        return held
+
+    def _references(self, region: int) -> list[tuple[int, int]]:
+        """Each of a region's gradient tensors: references to the Python object, and tensors on its storage."""
+        return [(sys.getrefcount(t), _use_count(s)) for t, s in zip(self.shared.grads[region], self.storages[region])]
+
     def _report(self, exc: BaseException, seq: int) -> None:
         outcome, error = classify(exc)
         channel.send(self.sock, channel.ERROR, self.nonce, seq, channel.error_payload(outcome, error))
+
+
+def _use_count(storage: int) -> int:
+    return torch._C._storage_Use_Count(storage)
 
 
 def _where(t: torch.Tensor) -> tuple:

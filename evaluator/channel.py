@@ -4,7 +4,8 @@ Two things cross the wall. A shared-memory file (a sealed memfd) holds the candi
 then every parameter and every gradient as flat tensors; both sides map it. A SOCK_SEQPACKET
 socket carries small framed messages: one op byte, the session's nonce, a sequence number and a
 capped payload. The worker writes gradients and asks for a step; the candidate's process steps its
-optimizer on the shared parameters and answers; the worker's model trains on the shared parameters
+optimizer on the shared parameters and answers with the gradient regions its optimizer still holds
+a tensor on (a byte of bits); the worker's model trains on the shared parameters
 and evaluates a private copy of them (evaluator/remote.py). The candidate's process never sees the
 model, the data, the loss or the evaluation.
 
@@ -30,7 +31,7 @@ HEADER = struct.Struct("<c8sI")  # op, nonce, sequence number
 MAX_MESSAGE = 64 * 1024  # longest message either side accepts (an error report, an RNG state)
 MAX_SOURCE = 1 << 20  # longest candidate file the worker will ship
 ALIGN = 64
-GRAD_BUFFERS = 3  # gradients rotate over this many regions, so none is copied on the candidate's side
+GRAD_BUFFERS = 3  # gradient regions: a step's goes to one the optimizer holds no tensor on (remote.py)
 
 INIT, READY, STEP, DONE, ERROR = b"I", b"R", b"S", b"D", b"E"
 DTYPES = {str(d): d for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16)}

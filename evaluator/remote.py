@@ -5,8 +5,11 @@ evaluates, all in the trusted worker; it calls `RemoteOptimizer(model.parameters
 `.step()` as it would any optimizer. Each step writes the gradients into the shared file and asks
 the candidate's process to step its real optimizer on the shared parameters. What the candidate's
 optimizer sees is exactly what it would see in the benchmark's own process: the same parameter
-values, a fresh gradient tensor each step (None where the harness has none), and torch's global
-RNG in the state the harness leaves it in after building the student.
+values, each step's gradients (None where the harness has none) where no gradient it kept from an
+earlier step lies, and torch's global RNG in the state the harness leaves it in after building the
+student. The gradients go to one of GRAD_BUFFERS regions of the shared file: the first the
+optimizer's process reports it holds no tensor on, so an optimizer that keeps none uses one region,
+warm in the cache, and one that keeps the last two steps' gradients uncopied still sees them intact.
 
 Where the parameters come back (on CPU), nothing is copied: after each step the model's parameters
 *are* the shared tensors (`p.data` points into the shared file) for the next forward and backward,
@@ -52,6 +55,9 @@ class CandidateSession:
         self.private: list[torch.Tensor] = []  # the model's own storage, for the snapshots
         self.on_host = True  # whether the model's parameters can be the shared tensors (host memory, contiguous)
         self.aliased = False  # whether the model's parameters are the shared tensors right now
+        self.region = 0  # the gradient region of the last step
+        self.held = 0  # a bit per region the candidate's optimizer still holds a gradient tensor on
+        self.written = [0] * channel.GRAD_BUFFERS  # the step that last wrote each region
 
     # ------------------------------------------------------------------ the optimizer's two calls
     def open(self, params: list[torch.Tensor]) -> None:
@@ -90,7 +96,8 @@ class CandidateSession:
     def step(self) -> None:
         self.seq += 1
         assert self.shared is not None
-        region = self.seq % channel.GRAD_BUFFERS  # the candidate may still hold the last two steps' tensors
+        region = self.region = self._free_region()
+        self.written[region] = self.seq
         flags = bytearray(1 + len(self.params))
         flags[0] = region
         with torch.no_grad():
@@ -99,8 +106,22 @@ class CandidateSession:
                     shared.copy_(p.grad)
                     flags[i] = 1
         channel.send(self.sock, channel.STEP, self.nonce, self.seq, bytes(flags))
-        self._await(channel.DONE)
+        done = self._await(channel.DONE)
+        if len(done) != 1:
+            self.jail.kill()
+            self.exit_report = {}
+            raise CandidateFailed("crash", "the candidate's process broke the protocol: a malformed step report")
+        self.held = done[0]
         self._take_parameters()
+
+    def _free_region(self) -> int:
+        """Where this step's gradients go: the first region the optimizer holds nothing on (so one
+        region, warm in the cache, for an optimizer that keeps no gradient); if it holds all of them,
+        the oldest, so it may keep the last GRAD_BUFFERS - 1 steps' gradients uncopied."""
+        for region in range(channel.GRAD_BUFFERS):
+            if not self.held >> region & 1:
+                return region
+        return min(range(channel.GRAD_BUFFERS), key=self.written.__getitem__)
 
     def _take_parameters(self) -> None:
         """Host-memory parameters become the shared tensors (no copy); a GPU's get a copy of them."""
@@ -127,7 +148,7 @@ class CandidateSession:
                 p.data = private
         self.aliased = False
 
-    def _await(self, op: bytes) -> None:
+    def _await(self, op: bytes) -> bytes:
         try:
             data = channel.receive(self.sock, self.deadline)
             if data is None:
@@ -143,6 +164,7 @@ class CandidateSession:
             raise CandidateFailed("crash", f"the candidate's process broke the protocol: {err}") from None
         if got == channel.ERROR:
             raise channel.parse_error(payload)
+        return payload
 
     # ------------------------------------------------------------------ the end
     def _how_it_died(self) -> str:
@@ -171,17 +193,22 @@ class CandidateSession:
             self.shared = None
 
 
-class RemoteOptimizer(torch.optim.Optimizer):
-    """What the trusted loop holds instead of the candidate's optimizer."""
+class RemoteOptimizer:
+    """What the trusted loop holds instead of the candidate's optimizer: the two calls the loop makes.
+
+    Not a torch Optimizer: its profiling wrapper and grouped zero_grad would run here on top of the
+    candidate's own, which runs in the candidate's process (that one is the benchmark's)."""
 
     def __init__(self, params, session: CandidateSession) -> None:
-        self.plist = list(params)
-        super().__init__(self.plist, {})
+        self.params = list(params)
         self.session = session
-        session.open(self.plist)
+        session.open(self.params)
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: ARG002 - the harness never passes one
+    def zero_grad(self, set_to_none: bool = True) -> None:  # noqa: ARG002 - the harness always drops them
+        for p in self.params:
+            p.grad = None
+
+    def step(self, closure=None) -> None:  # noqa: ARG002 - the harness never passes one
         self.session.step()
 
 

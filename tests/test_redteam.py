@@ -44,6 +44,7 @@ OUTCOMES = {
     "harm_channel_flood.py": {"crash", "nonfinite", "ok"},
     "harm_channel_close.py": {"crash"},
     "cheat_forge_done.py": {"crash"},
+    "harm_channel_held_mask.py": {"crash"},
 }
 POLICY_ONLY = {"two_arg_constructor.py"}  # a contract error, not an attack
 NEEDS_TRUST_CHECKS = {"cheat_recall_layout.py", "teacher_from_seed_1729.py", "cheat_noise_crash.py"}

@@ -40,6 +40,25 @@ class Submission(torch.optim.SGD):
         super().step()
 '''
 
+# Keeps the last two steps' gradients uncopied (one as a view) and steps along their sum: right only
+# if no later step's gradients land where a kept one lies.
+KEEPS_TWO = '''import torch
+
+
+class Submission(torch.optim.Optimizer):
+    def __init__(self, params):
+        super().__init__(params, dict(lr=0.1))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                kept = self.state[p].setdefault("kept", [])
+                kept.append(p.grad if len(kept) % 2 else p.grad.view(-1))
+                del kept[:-2]
+                p.sub_(sum(g.view_as(p) for g in kept), alpha=group["lr"])
+'''
+
 MARKER, CHEAT = 7.0, 1000.0
 
 # Steps honestly, and after its first step leaves a thread behind that overwrites every parameter
@@ -132,7 +151,7 @@ def test_a_thread_writing_after_the_snapshot_changes_no_evaluation(jail):
         step_with_unit_gradients(optimizer, params)
         stepped = [p.detach().clone() for p in params]
         session.snapshot()
-        session.shared.grads[1][0].fill_(MARKER)  # step 1's gradient region: the thread's signal
+        session.shared.grads[session.region][0].fill_(MARKER)  # step 1's gradient region: the thread's signal
         wait_until(lambda: all(bool((s == CHEAT).all()) for s in session.shared.params))
         assert all(torch.equal(p, s) for p, s in zip(params, stepped))
         session.snapshot()  # no step since: the snapshot stands
@@ -188,3 +207,54 @@ def test_the_worker_snapshots_before_every_evaluation(monkeypatch):
     assert [(p["step"], p["metric"], p["loss"]) for p in payload["curve"]] == \
         [(p.step, p.metric, p.loss) for p in bare.curve]
     assert payload["last_train_loss"] == bare.last_train_loss and payload["gate_metric"] == bare.gate_metric
+
+
+def stepped_remotely(jail, source: str, gradients: list[list[torch.Tensor]]) -> tuple[list[torch.Tensor], list[int]]:
+    """The parameters after one remote step per gradient list, and the region each step used."""
+    params, regions = model_parameters(), []
+    session = CandidateSession(jail, source, timeout_s=30, memory_mb=None)
+    try:
+        optimizer = RemoteOptimizer(params, session)
+        for grads in gradients:
+            optimizer.zero_grad(set_to_none=True)
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            optimizer.step()
+            regions.append(session.region)
+        session.snapshot()
+    finally:
+        session.close()
+    return [p.detach().clone() for p in params], regions
+
+
+def stepped_here(source: str, gradients: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    namespace: dict = {}
+    exec(source, namespace)  # noqa: S102 - the tests' own optimizers
+    params = model_parameters()
+    optimizer = namespace["Submission"](params)
+    for grads in gradients:
+        optimizer.zero_grad(set_to_none=True)
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        optimizer.step()
+    return [p.detach() for p in params]
+
+
+def random_gradients(steps: int) -> list[list[torch.Tensor]]:
+    gen = torch.Generator().manual_seed(0)
+    return [[torch.randn(p.shape, generator=gen) for p in model_parameters()] for _ in range(steps)]
+
+
+def test_an_optimizer_that_keeps_no_gradient_gets_every_step_in_one_region(jail):
+    """One region, warm in the cache, rather than a rotation over three."""
+    gradients = random_gradients(6)
+    params, regions = stepped_remotely(jail, ADAMW_SUBMISSION, gradients)
+    assert regions == [0] * 6
+    assert all(torch.equal(a, b) for a, b in zip(params, stepped_here(ADAMW_SUBMISSION, gradients)))
+
+
+def test_gradients_an_optimizer_keeps_are_never_overwritten(jail):
+    gradients = random_gradients(7)
+    params, regions = stepped_remotely(jail, KEEPS_TWO, gradients)
+    assert len(set(regions)) == 3 and all(a != b for a, b in zip(regions, regions[1:]))
+    assert all(torch.equal(a, b) for a, b in zip(params, stepped_here(KEEPS_TWO, gradients)))
