@@ -106,12 +106,7 @@ class CandidateSession:
                     shared.copy_(p.grad)
                     flags[i] = 1
         channel.send(self.sock, channel.STEP, self.nonce, self.seq, bytes(flags))
-        done = self._await(channel.DONE)
-        if len(done) != 1:
-            self.jail.kill()
-            self.exit_report = {}
-            raise CandidateFailed("crash", "the candidate's process broke the protocol: a malformed step report")
-        self.held = done[0]
+        self.held = self._await(channel.DONE, payload_bytes=1)[0]
         self._take_parameters()
 
     def _free_region(self) -> int:
@@ -148,12 +143,15 @@ class CandidateSession:
                 p.data = private
         self.aliased = False
 
-    def _await(self, op: bytes) -> bytes:
+    def _await(self, op: bytes, payload_bytes: int | None = None) -> bytes:
+        """The candidate's answer `op` (its payload of `payload_bytes`, if given), or its failure raised."""
         try:
             data = channel.receive(self.sock, self.deadline)
             if data is None:
                 raise CandidateFailed("crash", self._how_it_died())
             got, payload = channel.expect(data, self.nonce, self.seq, (op, channel.ERROR))
+            if got == op and payload_bytes is not None and len(payload) != payload_bytes:
+                raise channel.ChannelError(f"a {len(payload)}-byte payload where {payload_bytes} were expected")
         except TimeoutError:
             self.jail.kill()
             self.exit_report = {}

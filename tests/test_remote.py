@@ -15,7 +15,7 @@ from evaluator.jail import Jail
 from evaluator.loop import Gate, train
 from evaluator.remote import CandidateSession, RemoteOptimizer
 from evaluator.worker import Worker
-from tests.conftest import ADAMW_SUBMISSION
+from tests.conftest import ADAMW_SUBMISSION, HOSTILE
 
 SGD = '''import torch
 
@@ -258,3 +258,18 @@ def test_gradients_an_optimizer_keeps_are_never_overwritten(jail):
     params, regions = stepped_remotely(jail, KEEPS_TWO, gradients)
     assert len(set(regions)) == 3 and all(a != b for a, b in zip(regions, regions[1:]))
     assert all(torch.equal(a, b) for a, b in zip(params, stepped_here(KEEPS_TWO, gradients)))
+
+
+def test_a_forged_step_report_of_the_wrong_size_is_the_candidates_crash(jail):
+    source = (HOSTILE / "harm_channel_held_mask.py").read_text()
+    params = model_parameters()
+    session = CandidateSession(jail, source, timeout_s=30, memory_mb=None, friendly=False)
+    try:
+        optimizer = RemoteOptimizer(params, session)
+        with pytest.raises(CandidateFailed, match="2-byte payload where 1 were expected") as failed:
+            step_with_unit_gradients(optimizer, params)
+        assert failed.value.outcome == "crash"
+    finally:
+        session.close()
+    params, _ = stepped_remotely(jail, SGD, [[torch.ones(4, 3), torch.ones(3)]])  # the next candidate is served
+    assert torch.equal(params[0], torch.full((4, 3), 0.5))
