@@ -28,8 +28,8 @@ import time
 
 import torch
 
-from evaluator.pool import pinned_core
 import evaluator.sandbox as sandbox_module
+from evaluator.pool import pinned_core
 from evaluator.sandbox import PACKAGE_ROOT, Sandbox, clean_environment
 
 ADAMW = '''import torch
