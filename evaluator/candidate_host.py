@@ -175,6 +175,8 @@ class Stepper:
         """Of the `candidates` regions (bits), those the optimizer still holds a tensor on: a kept
         `p.grad`, a view of it. The worker writes the next gradients elsewhere, so what the optimizer
         kept is a gradient no later step overwrites, as in the benchmark's own process."""
+        if _STORAGE_USE_COUNT is None:
+            return candidates  # cannot tell: every region handed out counts as kept, so regions rotate
         held = 0
         for r in range(channel.GRAD_BUFFERS):
             if candidates >> r & 1 and any(now[0] > ours[0] or now[1] > ours[1]
@@ -191,8 +193,11 @@ class Stepper:
         channel.send(self.sock, channel.ERROR, self.nonce, seq, channel.error_payload(outcome, error))
 
 
+_STORAGE_USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)  # private: a torch without it rotates regions
+
+
 def _use_count(storage: int) -> int:
-    return torch._C._storage_Use_Count(storage)
+    return _STORAGE_USE_COUNT(storage) if _STORAGE_USE_COUNT is not None else 0
 
 
 def _where(t: torch.Tensor) -> tuple:

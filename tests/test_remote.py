@@ -4,6 +4,7 @@ candidate's process writes afterwards can change."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -65,6 +66,7 @@ MARKER, CHEAT = 7.0, 1000.0
 # with CHEAT once the first step's gradient reads MARKER. The test writes MARKER there, standing in for
 # "the worker is evaluating now", a moment no candidate can time but a test can.
 LATE_WRITER = f'''import threading
+import os
 import time
 
 import torch
@@ -273,3 +275,27 @@ def test_a_forged_step_report_of_the_wrong_size_is_the_candidates_crash(jail):
         session.close()
     params, _ = stepped_remotely(jail, SGD, [[torch.ones(4, 3), torch.ones(3)]])  # the next candidate is served
     assert torch.equal(params[0], torch.full((4, 3), 0.5))
+
+
+def test_held_regions_are_read_from_reference_counts_and_rotate_where_torch_cannot_count(monkeypatch):
+    from evaluator import candidate_host, channel
+
+    tensors = [p.detach() for p in model_parameters()]
+    layout = channel.Layout.plan(0, tensors)
+    fd = channel.create_shared_file(b"", layout)
+    try:
+        shared = channel.SharedTensors(fd, layout)
+    finally:
+        os.close(fd)
+    stepper = candidate_host.Stepper(None, b"", shared)
+    assert stepper._held_regions(0b111) == 0
+    kept = shared.grads[1][0].view(-1)  # what an optimizer keeping a view of step's gradient holds
+    assert stepper._held_regions(0b111) == 0b010
+    assert stepper._held_regions(0b001) == 0  # only the regions asked about
+    del kept
+    kept = shared.grads[2][1]  # the tensor itself
+    assert stepper._held_regions(0b111) == 0b100
+    del kept
+    assert stepper._held_regions(0b111) == 0
+    monkeypatch.setattr(candidate_host, "_STORAGE_USE_COUNT", None)
+    assert stepper._held_regions(0b011) == 0b011  # cannot tell: what was handed out counts as kept
