@@ -119,11 +119,12 @@ class Stepper:
         # it takes first, so what is written here between steps reaches only the next gradients.
         self.params = [nn.Parameter(t) for t in shared.params]
         self.homes = [_where(t) for t in shared.params]
-        # How many references of ours each gradient tensor and its storage have: more after a step means
-        # the optimizer kept this region's gradient (or a view of it), so the worker must not overwrite
-        # the region yet.
+        # The gradient slots' own tensors are never handed out (the optimizer gets a fresh view of one
+        # each step, whose `.data` it may rebind), so their storages stay ours to count: a tensor more on
+        # one after a step means the optimizer kept that gradient, or a view of it, and the worker must
+        # not overwrite the region yet.
         self.storages = [[t.untyped_storage()._cdata for t in region] for region in shared.grads]
-        self.ours = [self._references(r) for r in range(channel.GRAD_BUFFERS)]
+        self.ours = [self._tensors_on(r) for r in range(channel.GRAD_BUFFERS)]
         self.held = 0
 
     def serve(self, source: str) -> None:
@@ -160,9 +161,10 @@ class Stepper:
             channel.send(self.sock, channel.DONE, self.nonce, step, bytes([self.held]))
 
     def _hand_over(self, region: int, has_grad: bytes) -> None:
-        """The step's gradients, as the optimizer's `p.grad` (a method: no local keeps one past it)."""
-        for p, grad, has in zip(self.params, self.shared.grads[region], has_grad):
-            p.grad = grad if has else None
+        """The step's gradients, as the optimizer's `p.grad`: fresh tensors, as autograd's are (a method:
+        no local keeps one past it)."""
+        for p, slot, has in zip(self.params, self.shared.grads[region], has_grad):
+            p.grad = slot.view(slot.shape) if has else None
 
     def _publish(self) -> None:
         """A parameter whose `p.data` the optimizer rebound no longer lives in the shared file: copy it there."""
@@ -179,14 +181,13 @@ class Stepper:
             return candidates  # cannot tell: every region handed out counts as kept, so regions rotate
         held = 0
         for r in range(channel.GRAD_BUFFERS):
-            if candidates >> r & 1 and any(now[0] > ours[0] or now[1] > ours[1]
-                                           for now, ours in zip(self._references(r), self.ours[r])):
+            if candidates >> r & 1 and any(now > ours for now, ours in zip(self._tensors_on(r), self.ours[r])):
                 held |= 1 << r
         return held
 
-    def _references(self, region: int) -> list[tuple[int, int]]:
-        """Each of a region's gradient tensors: references to the Python object, and tensors on its storage."""
-        return [(sys.getrefcount(t), _use_count(s)) for t, s in zip(self.shared.grads[region], self.storages[region])]
+    def _tensors_on(self, region: int) -> list[int]:
+        """How many tensors lie on each of a region's gradient slots."""
+        return [_use_count(s) for s in self.storages[region]]
 
     def _report(self, exc: BaseException, seq: int) -> None:
         outcome, error = classify(exc)

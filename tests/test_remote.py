@@ -293,9 +293,33 @@ def test_held_regions_are_read_from_reference_counts_and_rotate_where_torch_cann
     assert stepper._held_regions(0b111) == 0b010
     assert stepper._held_regions(0b001) == 0  # only the regions asked about
     del kept
-    kept = shared.grads[2][1]  # the tensor itself
+    kept = shared.grads[2][1].detach()  # an alias of the tensor
     assert stepper._held_regions(0b111) == 0b100
     del kept
     assert stepper._held_regions(0b111) == 0
     monkeypatch.setattr(candidate_host, "_STORAGE_USE_COUNT", None)
     assert stepper._held_regions(0b011) == 0b011  # cannot tell: what was handed out counts as kept
+
+
+REBINDS_GRAD_DATA = '''import torch
+
+
+class Submission(torch.optim.SGD):
+    """Legacy style: rescales each gradient by rebinding its `.data` rather than in place."""
+
+    def __init__(self, params):
+        super().__init__(params, lr=0.1)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad.data = p.grad.data * 2
+        return super().step()
+'''
+
+
+def test_an_optimizer_that_rebinds_a_gradients_data_still_gets_each_new_gradient(jail):
+    gradients = random_gradients(5)
+    params, _ = stepped_remotely(jail, REBINDS_GRAD_DATA, gradients)
+    assert all(torch.equal(a, b) for a, b in zip(params, stepped_here(REBINDS_GRAD_DATA, gradients)))
