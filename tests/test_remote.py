@@ -66,7 +66,6 @@ MARKER, CHEAT = 7.0, 1000.0
 # with CHEAT once the first step's gradient reads MARKER. The test writes MARKER there, standing in for
 # "the worker is evaluating now", a moment no candidate can time but a test can.
 LATE_WRITER = f'''import threading
-import os
 import time
 
 import torch
@@ -277,7 +276,7 @@ def test_a_forged_step_report_of_the_wrong_size_is_the_candidates_crash(jail):
     assert torch.equal(params[0], torch.full((4, 3), 0.5))
 
 
-def test_held_regions_are_read_from_reference_counts_and_rotate_where_torch_cannot_count(monkeypatch):
+def test_held_regions_are_read_from_the_tensors_on_each_slot_and_rotate_where_torch_cannot_count(monkeypatch):
     from evaluator import candidate_host, channel
 
     tensors = [p.detach() for p in model_parameters()]
