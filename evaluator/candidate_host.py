@@ -147,24 +147,32 @@ class Stepper:
             if message is None:
                 return
             step += 1
-            _, flags = channel.expect(message, self.nonce, step, (channel.STEP,))
-            region = flags[0] % channel.GRAD_BUFFERS
+            _, request = channel.expect(message, self.nonce, step, (channel.STEP,))
             try:
-                self._hand_over(region, flags[1:])
+                self._hand_over(request)
                 optimizer.step()
                 self._publish()
                 for p in self.params:
                     p.grad = None  # the harness's next zero_grad(set_to_none=True), early: nothing runs between
-                self.held = self._held_regions(self.held | 1 << region)
+                self.held = self._held_regions(self.held | 1 << request[0])
             except BaseException as exc:  # noqa: BLE001
                 return self._report(exc, step)
             channel.send(self.sock, channel.DONE, self.nonce, step, bytes([self.held]))
 
-    def _hand_over(self, region: int, has_grad: bytes) -> None:
+    def _hand_over(self, request: bytes) -> None:
         """The step's gradients, as the optimizer's `p.grad`: fresh tensors, as autograd's are (a method:
-        no local keeps one past it)."""
-        for p, slot, has in zip(self.params, self.shared.grads[region], has_grad):
-            p.grad = slot.view(slot.shape) if has else None
+        no local keeps one past it). The request names the region, then each parameter's slot in it."""
+        if len(request) != 1 + 2 * len(self.params) or request[0] >= channel.GRAD_BUFFERS:
+            raise channel.ChannelError(f"a step request of {len(request)} bytes")
+        slots = self.shared.grads[request[0]]
+        for p, where in zip(self.params, memoryview(request)[1:].cast("H")):
+            if not where:
+                p.grad = None
+                continue
+            slot = slots[where - 1] if where <= len(slots) else None
+            if slot is None or slot.shape != p.shape or slot.dtype != p.dtype:
+                raise channel.ChannelError(f"a gradient slot {where - 1} that does not fit its parameter")
+            p.grad = slot.view(slot.shape)
 
     def _publish(self) -> None:
         """A parameter whose `p.data` the optimizer rebound no longer lives in the shared file: copy it there."""

@@ -3,7 +3,8 @@
 Two things cross the wall. A shared-memory file (a sealed memfd) holds the candidate's source,
 then every parameter and every gradient as flat tensors; both sides map it. A SOCK_SEQPACKET
 socket carries small framed messages: one op byte, the session's nonce, a sequence number and a
-capped payload. The worker writes gradients and asks for a step; the candidate's process steps its
+capped payload. The worker writes gradients and asks for a step, naming the region and, per parameter,
+the slot that holds its gradient; the candidate's process steps its
 optimizer on the shared parameters and answers with the gradient regions its optimizer still holds
 a tensor on (a byte of bits); the worker's model trains on the shared parameters
 and evaluates a private copy of them (evaluator/remote.py). The candidate's process never sees the
@@ -32,6 +33,7 @@ MAX_MESSAGE = 64 * 1024  # longest message either side accepts (an error report,
 MAX_SOURCE = 1 << 20  # longest candidate file the worker will ship
 ALIGN = 64
 GRAD_BUFFERS = 3  # gradient regions: a step's goes to one the optimizer holds no tensor on (remote.py)
+MAX_PARAMS = 32_000  # parameter tensors: a step request names each one's gradient slot in two bytes
 
 INIT, READY, STEP, DONE, ERROR = b"I", b"R", b"S", b"D", b"E"
 DTYPES = {str(d): d for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16)}
@@ -82,6 +84,8 @@ class Layout:
         def align(n: int) -> int:
             return (n + ALIGN - 1) // ALIGN * ALIGN
 
+        if len(tensors) > MAX_PARAMS:
+            raise ValueError(f"{len(tensors)} parameter tensors; the channel carries at most {MAX_PARAMS}")
         offset = align(source_bytes)
         regions = []
         for _ in range(1 + GRAD_BUFFERS):  # parameters, then the gradient regions, of the same shapes

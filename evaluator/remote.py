@@ -10,6 +10,10 @@ earlier step lies, and torch's global RNG in the state the harness leaves it in 
 student. The gradients go to one of GRAD_BUFFERS regions of the shared file: the first the
 optimizer's process reports it holds no tensor on, so an optimizer that keeps none uses one region,
 warm in the cache, and one that keeps the last two steps' gradients uncopied still sees them intact.
+Embedding gradients are not copied there: autograd writes them into that region's slots as it computes
+them (evaluator/direct_grads.py), and each step tells the candidate's process which slot holds which
+parameter's gradient. Not in the gradient-noise probe: there the trusted side reads the gradients to
+shape the noise, and it reads nothing the candidate's process can write.
 
 Where the parameters come back (on CPU), nothing is copied: after each step the model's parameters
 *are* the shared tensors (`p.data` points into the shared file) for the next forward and backward,
@@ -24,14 +28,16 @@ On a GPU (and for a strided parameter) the parameters are copied back after each
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import time
+from array import array
 
 import torch
 
-from evaluator import channel
+from evaluator import channel, direct_grads
 from evaluator.channel import CandidateFailed
 from evaluator.jail import Jail
 
@@ -41,9 +47,12 @@ EXIT_REPORT_S = 10.0  # how long the host may take to reap a finished candidate 
 class CandidateSession:
     """One candidate's process in the jail, from launch to exit. Always `close()` it."""
 
-    def __init__(self, jail: Jail, source: str, timeout_s: float, memory_mb: int | None, friendly: bool = True) -> None:
+    def __init__(self, jail: Jail, source: str, timeout_s: float, memory_mb: int | None, friendly: bool = True,
+                 direct: bool = True) -> None:
         self.jail, self.source, self.timeout_s, self.memory_mb = jail, source.encode("utf-8"), timeout_s, memory_mb
         self.friendly = friendly  # the audit hook's early, readable errors (off only to test the wall itself)
+        self.direct = direct  # whether autograd may write embedding gradients straight into the shared file
+        self.exits = contextlib.ExitStack()
         self.deadline = float("inf")
         self.sock: socket.socket | None = None
         self.shared: channel.SharedTensors | None = None
@@ -56,8 +65,12 @@ class CandidateSession:
         self.on_host = True  # whether the model's parameters can be the shared tensors (host memory, contiguous)
         self.aliased = False  # whether the model's parameters are the shared tensors right now
         self.region = 0  # the gradient region of the last step
+        self.next_region = 0  # where the coming step's gradients go
+        self.claimed: list[bool] = []  # the next region's slots autograd has written a gradient into
         self.held = 0  # a bit per region the candidate's optimizer still holds a gradient tensor on
         self.written = [0] * channel.GRAD_BUFFERS  # the step that last wrote each region
+        self.copied_bytes = 0  # gradient bytes copied into the shared file, for the record
+        self.slot_at: list[dict[int, int]] = []  # per region, the slot at each address
 
     # ------------------------------------------------------------------ the optimizer's two calls
     def open(self, params: list[torch.Tensor]) -> None:
@@ -91,23 +104,60 @@ class CandidateSession:
         with torch.no_grad():  # what the candidate's constructor left: the initial evaluation's values
             for private, shared in zip(self.private, self.shared.params):
                 private.copy_(shared)
+        self.claimed = [False] * len(self.params)
+        self.slot_at = [{slot.data_ptr(): j for j, slot in enumerate(region)} for region in self.shared.grads]
+        if self.direct and self.on_host and all(p.dtype in direct_grads.EXACT_DTYPES for p in self.params):
+            self.exits.enter_context(direct_grads.into(self.claim))
         self.setup_s = time.perf_counter() - started
+
+    def claim(self, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor | None:
+        """A slot of the coming step's region for autograd to write a gradient into (a fresh view of it,
+        which autograd makes the parameter's `.grad`), or None where no free one fits."""
+        for j, slot in enumerate(self.shared.grads[self.next_region]):
+            if not self.claimed[j] and slot.shape == shape and slot.dtype == dtype:
+                self.claimed[j] = True
+                return slot.view(slot.shape)
+        return None
 
     def step(self) -> None:
         self.seq += 1
         assert self.shared is not None
-        region = self.region = self._free_region()
+        region = self.region = self.next_region
         self.written[region] = self.seq
-        flags = bytearray(1 + len(self.params))
-        flags[0] = region
-        with torch.no_grad():
-            for i, (shared, p) in enumerate(zip(self.shared.grads[region], self.params), 1):
-                if p.grad is not None:
-                    shared.copy_(p.grad)
-                    flags[i] = 1
-        channel.send(self.sock, channel.STEP, self.nonce, self.seq, bytes(flags))
+        where = self._place_gradients(region)
+        channel.send(self.sock, channel.STEP, self.nonce, self.seq, bytes([region]) + where.tobytes())
         self.held = self._await(channel.DONE, payload_bytes=1)[0]
+        self.next_region = self._free_region()
+        self.claimed = [False] * len(self.params)
         self._take_parameters()
+
+    def _place_gradients(self, region: int) -> array:
+        """Each parameter's slot in `region` (0: no gradient, j + 1: slot j). A gradient autograd wrote
+        into a slot stays there; the others are copied, each to its own parameter's slot where free."""
+        slots, slot_at = self.shared.grads[region], self.slot_at[region]
+        where = array("H", bytes(2 * len(self.params)))
+        taken = [False] * len(slots)
+        to_copy = []
+        for i, p in enumerate(self.params):
+            grad = p.grad
+            if grad is None:
+                continue
+            j = slot_at.get(grad.data_ptr())
+            if j is not None and not taken[j] and grad.shape == slots[j].shape and grad.dtype == slots[j].dtype \
+                    and grad.is_contiguous():
+                taken[j] = True
+                where[i] = j + 1
+            else:
+                to_copy.append(i)
+        with torch.no_grad():
+            for i in to_copy:
+                j = i if not taken[i] else next(j for j, slot in enumerate(slots) if not taken[j]
+                                                and slot.shape == slots[i].shape and slot.dtype == slots[i].dtype)
+                slots[j].copy_(self.params[i].grad)
+                self.copied_bytes += slots[j].nbytes
+                taken[j] = True
+                where[i] = j + 1
+        return where
 
     def _free_region(self) -> int:
         """Where this step's gradients go: the first region the optimizer holds nothing on (so one
@@ -184,8 +234,12 @@ class CandidateSession:
                     self.exit_report = self.jail.receive(time.monotonic() + EXIT_REPORT_S)
                 except (TimeoutError, channel.ChannelError):
                     self.jail.kill()
+        self.exits.close()  # the native embedding kernel is back before the file goes
         if self.shared is not None:
             self._make_private()  # a run that failed mid-way leaves the model on the shared file: unmap it cleanly
+            for p in self.params:
+                if p.grad is not None and any(p.grad.data_ptr() in slot_at for slot_at in self.slot_at):
+                    p.grad = None  # the last step's gradients, which autograd wrote into the file
             self.params = self.private = []
             self.shared.close()
             self.shared = None

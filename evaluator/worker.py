@@ -89,8 +89,10 @@ class Worker:
         parameters for a score (evaluator/remote.py)."""
         timeout_s = float(request.get("timeout_s", 60))
         started = time.perf_counter()
+        # the noise probe reads the gradients to shape its noise: they must not lie where the candidate can write
         session = CandidateSession(self.jail, request["source"], timeout_s, request.get("memory_mb"),
-                                   friendly=request.get("friendly", True))
+                                   friendly=request.get("friendly", True),
+                                   direct=request.get("gradient_noise_seed") is None)
         try:
             payload = job(lambda params: RemoteOptimizer(params, session), session.snapshot)
             payload["setup_s"] = session.setup_s
