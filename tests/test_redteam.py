@@ -45,6 +45,8 @@ OUTCOMES = {
     "harm_channel_close.py": {"crash"},
     "cheat_forge_done.py": {"crash"},
     "harm_channel_held_mask.py": {"crash"},
+    # NaN in its own gradients, if a write lands before its step reads them; the worker is untouched
+    "harm_grad_slot_race.py": {"ok", "nonfinite"},
 }
 POLICY_ONLY = {"two_arg_constructor.py"}  # a contract error, not an attack
 NEEDS_TRUST_CHECKS = {"cheat_recall_layout.py", "teacher_from_seed_1729.py", "cheat_noise_crash.py"}
