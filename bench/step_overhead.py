@@ -17,18 +17,11 @@ import time
 
 import torch
 
+from bench.eval_overhead import ADAMW
 from evaluator.jail import Jail
 from evaluator.pool import pinned_core
 from evaluator.remote import CandidateSession, RemoteOptimizer
 from evaluator.tracks import build_track_data, get_track
-
-ADAMW = '''import torch
-
-
-class Submission(torch.optim.AdamW):
-    def __init__(self, params):
-        super().__init__(params, lr=1e-2, betas=(0.9, 0.99), weight_decay=0)
-'''
 
 
 def timed_steps(make_optimizer, data, steps: int) -> tuple[list[float], list[float]]:

@@ -19,6 +19,21 @@ class Submission(torch.optim.AdamW):
         super().__init__(params, lr=1e-2, betas=(0.9, 0.99), weight_decay=0)
 '''
 
+CRASHES_AT_STEP_2 = '''import torch
+
+
+class Submission(torch.optim.SGD):
+    def __init__(self, params):
+        super().__init__(params, lr=0.5)
+        self.steps = 0
+
+    def step(self, closure=None):
+        self.steps += 1
+        if self.steps == 2:
+            raise RuntimeError("on purpose")
+        super().step()
+'''
+
 
 def synth_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600):
     """Runs the installed CLI the way a user does, in a fresh process."""
@@ -31,3 +46,13 @@ def synth_cli(*args: str, env: dict | None = None, cwd: Path | None = None, time
 @pytest.fixture
 def adamw_source() -> str:
     return ADAMW_SUBMISSION
+
+
+@pytest.fixture(scope="module")
+def jail():
+    """One jail per module, for tests that drive candidate sessions directly (evaluator/remote.py)."""
+    from evaluator.jail import Jail
+
+    jail = Jail()
+    yield jail
+    jail.kill()

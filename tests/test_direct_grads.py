@@ -9,12 +9,11 @@ from torch import nn
 
 from evaluator import direct_grads
 from evaluator.channel import CandidateFailed
-from evaluator.jail import Jail
 from evaluator.loop import train
 from evaluator.remote import CandidateSession, RemoteOptimizer
 from evaluator.tracks import build_track_data, get_track
 from evaluator.worker import Worker
-from tests.conftest import ADAMW_SUBMISSION
+from tests.conftest import ADAMW_SUBMISSION, CRASHES_AT_STEP_2
 
 NATIVE = torch.ops.aten.embedding_dense_backward
 
@@ -61,13 +60,6 @@ def test_autograd_makes_the_claimed_slot_the_gradient_and_the_native_kernel_retu
     embedding(tokens).pow(2).sum().backward()
     assert claims == [(30, 8)] and embedding.weight.grad.data_ptr() != slot.data_ptr()
     assert same_bits(embedding.weight.grad, native)
-
-
-@pytest.fixture(scope="module")
-def jail():
-    jail = Jail()
-    yield jail
-    jail.kill()
 
 
 def test_a_session_copies_no_embedding_gradient_and_scores_the_same_bits(jail):
@@ -137,21 +129,6 @@ def test_a_model_with_half_precision_parameters_keeps_the_native_kernel(jail):
         session.close()
     assert direct_grads._claim is None
 
-
-CRASHES_AT_STEP_2 = '''import torch
-
-
-class Submission(torch.optim.SGD):
-    def __init__(self, params):
-        super().__init__(params, lr=0.5)
-        self.steps = 0
-
-    def step(self, closure=None):
-        self.steps += 1
-        if self.steps == 2:
-            raise RuntimeError("on purpose")
-        super().step()
-'''
 
 
 def test_a_run_that_fails_leaves_no_gradient_in_the_file_and_unmaps_it(jail):

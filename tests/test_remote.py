@@ -12,11 +12,10 @@ import torch
 from torch import nn
 
 from evaluator.channel import CandidateFailed
-from evaluator.jail import Jail
 from evaluator.loop import Gate, train
 from evaluator.remote import CandidateSession, RemoteOptimizer
 from evaluator.worker import Worker
-from tests.conftest import ADAMW_SUBMISSION, HOSTILE
+from tests.conftest import ADAMW_SUBMISSION, CRASHES_AT_STEP_2, HOSTILE
 
 SGD = '''import torch
 
@@ -24,21 +23,6 @@ SGD = '''import torch
 class Submission(torch.optim.SGD):
     def __init__(self, params):
         super().__init__(params, lr=0.5)
-'''
-
-CRASHES_AT_STEP_2 = '''import torch
-
-
-class Submission(torch.optim.SGD):
-    def __init__(self, params):
-        super().__init__(params, lr=0.5)
-        self.steps = 0
-
-    def step(self, closure=None):
-        self.steps += 1
-        if self.steps == 2:
-            raise RuntimeError("on purpose")
-        super().step()
 '''
 
 # Keeps the last two steps' gradients uncopied (one as a view) and steps along their sum: right only
@@ -93,13 +77,6 @@ class Submission(torch.optim.SGD):
 
         threading.Thread(target=overwrite, daemon=True).start()
 '''
-
-
-@pytest.fixture(scope="module")
-def jail():
-    jail = Jail()
-    yield jail
-    jail.kill()
 
 
 def model_parameters() -> list[nn.Parameter]:
